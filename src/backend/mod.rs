@@ -94,6 +94,18 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
     fn verify(&self, msg: &[u8], tag: &Tag) -> Result<(), VerifyError>;
 }
 
+impl<T: KeyBackend + ?Sized> KeyBackend for &T {
+    fn info(&self) -> &KeyInfo {
+        (**self).info()
+    }
+    fn sign(&self, msg: &[u8]) -> Result<Tag, Error> {
+        (**self).sign(msg)
+    }
+    fn verify(&self, msg: &[u8], tag: &Tag) -> Result<(), VerifyError> {
+        (**self).verify(msg, tag)
+    }
+}
+
 impl<T: KeyBackend + ?Sized> KeyBackend for Box<T> {
     fn info(&self) -> &KeyInfo {
         (**self).info()

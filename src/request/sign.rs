@@ -89,6 +89,26 @@ impl SignedHeaders {
     }
 }
 
+/// Checks the credential `dialect` needs and returns the one to put in the
+/// header (empty for `acs`, which has none).
+///
+/// # Errors
+/// [`SignError::MissingCredential`] for `appconfig` without a credential,
+/// [`SignError::InvalidCredential`] for one with `&`, `,`, `=`, `;`, spaces
+/// or control characters.
+pub fn check_credential(dialect: Dialect, credential: Option<&str>) -> Result<String, SignError> {
+    match (dialect, credential) {
+        (Dialect::AppConfig, None | Some("")) => Err(SignError::MissingCredential),
+        (Dialect::AppConfig, Some(c)) => {
+            if c.chars().any(|ch| "&,= ;".contains(ch) || ch.is_control()) {
+                return Err(SignError::InvalidCredential(c.to_owned()));
+            }
+            Ok(c.to_owned())
+        }
+        (Dialect::Acs, _) => Ok(String::new()),
+    }
+}
+
 /// Signs requests with one key in one dialect.
 #[derive(Debug, Clone)]
 pub struct RequestSigner<B> {
@@ -115,16 +135,7 @@ impl<B: KeyBackend> RequestSigner<B> {
     /// [`SignError::InvalidCredential`] for one with `&`, `,`, `=`, spaces or
     /// control characters.
     pub fn new(backend: B, dialect: Dialect, credential: Option<&str>) -> Result<Self, SignError> {
-        let credential = match (dialect, credential) {
-            (Dialect::AppConfig, None | Some("")) => return Err(SignError::MissingCredential),
-            (Dialect::AppConfig, Some(c)) => {
-                if c.chars().any(|ch| "&,= ;".contains(ch) || ch.is_control()) {
-                    return Err(SignError::InvalidCredential(c.to_owned()));
-                }
-                c.to_owned()
-            }
-            (Dialect::Acs, _) => String::new(),
-        };
+        let credential = check_credential(dialect, credential)?;
         Ok(Self {
             backend,
             dialect,

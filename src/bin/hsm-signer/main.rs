@@ -1,0 +1,43 @@
+//! The `hsm-signer` command line.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+mod failure;
+mod hmac;
+mod keys;
+mod sign;
+#[cfg(feature = "pkcs11")]
+mod token;
+mod verify;
+
+use cli::{Cli, Command};
+use failure::Failure;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(failure) => failure.report(),
+    }
+}
+
+fn run(cli: &Cli) -> Result<ExitCode, Failure> {
+    let profile = keys::load_profile(cli.config.as_ref(), cli.profile.as_deref())?;
+    match &cli.command {
+        Command::Sign(args) => sign::run(args, &profile),
+        Command::Verify(args) => verify::run(args, &profile),
+        Command::Hmac(args) => hmac::run(args, &profile),
+        Command::HmacVerify(args) => hmac::run_verify(args, &profile),
+        #[cfg(feature = "pkcs11")]
+        Command::Key(cmd) => token::run_key(cmd, &profile),
+        #[cfg(feature = "pkcs11")]
+        Command::Doctor(args) => token::run_doctor(args, &profile),
+        #[cfg(not(feature = "pkcs11"))]
+        Command::Key(_) | Command::Doctor(_) => Err(Failure::msg(
+            "this build has no PKCS#11 support (feature pkcs11)",
+        )),
+    }
+}
