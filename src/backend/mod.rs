@@ -9,6 +9,8 @@ use std::fmt;
 use crate::secret::SecretError;
 use crate::tag::Tag;
 
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
 pub mod software;
 
 /// Which implementation holds a key.
@@ -57,6 +59,10 @@ pub enum Error {
     /// The HMAC implementation refused the key bytes.
     #[error("the HMAC implementation refused the key")]
     KeyRejected,
+    /// The PKCS#11 layer failed.
+    #[cfg(feature = "pkcs11")]
+    #[error(transparent)]
+    Pkcs11(#[from] pkcs11::Error),
 }
 
 /// Result of [`KeyBackend::verify`] when the tag is not accepted.

@@ -39,8 +39,8 @@ pub(crate) enum Command {
 /// Where the PKCS#11 token is and how to log in.
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct TokenArgs {
-    /// PKCS#11 module (shared library)
-    #[arg(long, env = "HSM_SIGNER_MODULE", value_name = "PATH")]
+    /// PKCS#11 module (shared library) [env: HSM_SIGNER_MODULE]
+    #[arg(long, value_name = "PATH")]
     pub(crate) module: Option<PathBuf>,
     /// Token label
     #[arg(long, value_name = "LABEL", conflicts_with = "slot")]

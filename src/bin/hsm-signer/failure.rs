@@ -24,8 +24,8 @@ impl Failure {
         }
     }
 
-    /// Prints the failure to standard error.
-    pub(crate) fn report(&self) -> ExitCode {
+    /// The message and its causes, one per entry.
+    fn lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
         if let Some(context) = &self.context {
             lines.push(context.clone());
@@ -38,6 +38,17 @@ impl Failure {
             }
             cause = e.source();
         }
+        lines
+    }
+
+    /// The message and its causes on one line.
+    pub(crate) fn summary(&self) -> String {
+        self.lines().join(": ")
+    }
+
+    /// Prints the failure to standard error.
+    pub(crate) fn report(&self) -> ExitCode {
+        let lines = self.lines();
         let mut out = String::new();
         for (i, line) in lines.iter().enumerate() {
             if i == 0 {
