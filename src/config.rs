@@ -36,14 +36,17 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not valid TOML or has unknown keys.
-    #[error("invalid config file {path}")]
+    /// The file is not valid TOML or has unknown keys. Only the line
+    /// number and the parser's message are kept: the offending line may
+    /// hold a secret someone pasted inline.
+    #[error("invalid config file {path}, line {line}: {message}")]
     Parse {
         /// The file.
         path: PathBuf,
-        /// What the parser said.
-        #[source]
-        source: Box<toml::de::Error>,
+        /// 1-based line of the problem (0 when unknown).
+        line: usize,
+        /// What the parser said, without the source text.
+        message: String,
     },
     /// The named profile is not in the file.
     #[error("profile {name:?} not found in {path} (profiles: {available})")]
@@ -109,7 +112,10 @@ impl ConfigFile {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            source: Box::new(e),
+            line: e.span().map_or(0, |span| {
+                text[..span.start.min(text.len())].matches('\n').count() + 1
+            }),
+            message: e.message().trim().to_owned(),
         })
     }
 
@@ -130,15 +136,17 @@ impl ConfigFile {
     /// # Errors
     /// [`ConfigError::UnknownProfile`] listing the profiles that exist.
     pub fn profile(&self, name: &str, path: &Path) -> Result<&Profile, ConfigError> {
-        self.profiles.get(name).ok_or_else(|| ConfigError::UnknownProfile {
-            name: name.to_owned(),
-            path: path.to_owned(),
-            available: if self.profiles.is_empty() {
-                "none".to_owned()
-            } else {
-                self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
-            },
-        })
+        self.profiles
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownProfile {
+                name: name.to_owned(),
+                path: path.to_owned(),
+                available: if self.profiles.is_empty() {
+                    "none".to_owned()
+                } else {
+                    self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                },
+            })
     }
 }
 
@@ -185,9 +193,12 @@ mod tests {
             "[profiles.a]\nkey_labl = \"typo\"\n",
             "top = 1\n",
         ] {
+            let err = ConfigFile::parse(text, Path::new("c")).unwrap_err();
+            assert!(matches!(err, ConfigError::Parse { .. }), "{text}");
+            let shown = err.to_string();
             assert!(
-                matches!(ConfigFile::parse(text, Path::new("c")), Err(ConfigError::Parse { .. })),
-                "{text}"
+                !shown.contains("1234") && !shown.contains("c2VjcmV0"),
+                "{shown}"
             );
         }
     }

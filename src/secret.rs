@@ -161,7 +161,10 @@ fn read_text(origin: &SecretSource) -> Result<Zeroizing<String>, SecretError> {
     }
 }
 
-fn read_stream(mut reader: impl Read, origin: &SecretSource) -> Result<Zeroizing<String>, SecretError> {
+fn read_stream(
+    mut reader: impl Read,
+    origin: &SecretSource,
+) -> Result<Zeroizing<String>, SecretError> {
     // Secrets are short; a cap keeps a wrong path (say, a disk image) from
     // being read whole into memory.
     const LIMIT: u64 = 64 * 1024;

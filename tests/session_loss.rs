@@ -1,6 +1,8 @@
 //! Recovery from session loss against SoftHSM. Its own test binary (its
 //! own process), because it finalizes the module under the other tests' feet.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::sync::Mutex;
@@ -15,7 +17,11 @@ use hsm_signer::{KeyBackend, SecretBytes, SoftwareKey};
 /// The tests here disturb the whole module: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn setup() -> Option<(hsm_signer::backend::pkcs11::TokenSpec, Pkcs11Backend, SoftwareKey)> {
+fn setup() -> Option<(
+    hsm_signer::backend::pkcs11::TokenSpec,
+    Pkcs11Backend,
+    SoftwareKey,
+)> {
     let spec = spec()?;
     let label = unique_label("loss");
     let key = vec![0x33; 48];
@@ -38,7 +44,9 @@ fn setup() -> Option<(hsm_signer::backend::pkcs11::TokenSpec, Pkcs11Backend, Sof
 #[test]
 fn recovers_after_the_module_is_finalized_and_reinitialized() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some((spec, hsm, reference)) = setup() else { return };
+    let Some((spec, hsm, reference)) = setup() else {
+        return;
+    };
     let expected = reference.sign(b"before").unwrap();
     assert_eq!(hsm.sign(b"before").unwrap(), expected);
 
@@ -52,15 +60,21 @@ fn recovers_after_the_module_is_finalized_and_reinitialized() {
     .unwrap();
 
     // The caller sees no error: the pool re-opens, logs in, re-finds the key.
-    assert_eq!(hsm.sign(b"after").unwrap(), reference.sign(b"after").unwrap());
-    hsm.verify(b"after", &reference.sign(b"after").unwrap()).unwrap();
+    assert_eq!(
+        hsm.sign(b"after").unwrap(),
+        reference.sign(b"after").unwrap()
+    );
+    hsm.verify(b"after", &reference.sign(b"after").unwrap())
+        .unwrap();
     assert_eq!(hsm.recoveries(), 1);
 }
 
 #[test]
 fn recovers_after_a_logout_from_another_session() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some((spec, hsm, reference)) = setup() else { return };
+    let Some((spec, hsm, reference)) = setup() else {
+        return;
+    };
     assert_eq!(hsm.sign(b"one").unwrap(), reference.sign(b"one").unwrap());
     let before = hsm.recoveries();
 

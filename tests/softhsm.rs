@@ -1,5 +1,7 @@
 //! The PKCS#11 backend against a real SoftHSM2 token.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::process::Command;
@@ -47,7 +49,9 @@ fn imported_key_signs_like_the_software_key() {
     for len in [32usize, 64, 128] {
         let key: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
         let label = unique_label(&format!("len{len}"));
-        let d = token.import(&label, None, &SecretBytes::new(key.clone()), false).unwrap();
+        let d = token
+            .import(&label, None, &SecretBytes::new(key.clone()), false)
+            .unwrap();
         assert_eq!(d.length, Some(len));
         let hsm = open(&spec, &label).unwrap();
         assert_eq!(hsm.info().length, Some(len));
@@ -57,7 +61,10 @@ fn imported_key_signs_like_the_software_key() {
             hsm.verify(msg, &tag).unwrap();
             let mut bad = *tag.as_bytes();
             bad[5] ^= 4;
-            assert!(matches!(hsm.verify(msg, &Tag::new(bad)), Err(VerifyError::Mismatch)));
+            assert!(matches!(
+                hsm.verify(msg, &Tag::new(bad)),
+                Err(VerifyError::Mismatch)
+            ));
         }
     }
 }
@@ -70,15 +77,38 @@ fn one_byte_key_is_refused_at_import_and_at_open() {
     let err = token
         .import(&label, None, &SecretBytes::new(vec![7]), false)
         .unwrap_err();
-    assert!(matches!(err, Error::KeyLength { requested: 1, min: 32, .. }), "{err}");
-    assert!(token.list().unwrap().iter().all(|k| k.label != label), "nothing half-created");
+    assert!(
+        matches!(
+            err,
+            Error::KeyLength {
+                requested: 1,
+                min: 32,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        token.list().unwrap().iter().all(|k| k.label != label),
+        "nothing half-created"
+    );
 
     // A 1-byte key put there by another tool is caught when opened.
     let mut t = key_template(&label, b"\x01", true);
     t.push(Attribute::Value(vec![7]));
     create_raw(&spec, &t);
     let err = open(&spec, &label).unwrap_err();
-    assert!(matches!(err, Error::KeyTooShort { length: 1, min: 32, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::KeyTooShort {
+                length: 1,
+                min: 32,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("at least 32 bytes"), "{err}");
 }
 
@@ -101,26 +131,40 @@ fn key_value_cannot_be_read_back() {
         .session()
         .get_attributes(handle, &[AttributeType::Value, AttributeType::Sensitive])
         .unwrap();
-    assert!(!attrs.iter().any(|a| matches!(a, Attribute::Value(_))), "value leaked");
+    assert!(
+        !attrs.iter().any(|a| matches!(a, Attribute::Value(_))),
+        "value leaked"
+    );
     assert!(attrs.contains(&Attribute::Sensitive(true)));
     // Nor can it be changed, nor destroyed.
     assert!(token
         .session()
         .update_attributes(handle, &[Attribute::Label(b"renamed".to_vec())])
         .is_err());
-    assert!(matches!(token.delete(&label), Err(Error::NotDestroyable(_))));
+    assert!(matches!(
+        token.delete(&label),
+        Err(Error::NotDestroyable(_))
+    ));
     assert!(token.session().destroy_object(handle).is_err());
 
     // An independent client: pkcs11-tool cannot read the value either.
     let out = Command::new("pkcs11-tool")
-        .args(["--module", spec.module.to_str().unwrap(), "--login", "--pin"])
+        .args([
+            "--module",
+            spec.module.to_str().unwrap(),
+            "--login",
+            "--pin",
+        ])
         .arg(spec.pin.as_ref().unwrap().expose_secret())
-        .args(["--token-label", &token.label().to_owned()])
+        .args(["--token-label", token.label()])
         .args(["--read-object", "--type", "secrkey", "--id", &hex(&id)])
         .output()
         .expect("pkcs11-tool (opensc) is installed by scripts/test.sh");
     assert!(!out.status.success(), "pkcs11-tool read the key value");
-    assert!(!out.stdout.windows(4).any(|w| w == [0x42; 4]), "key bytes in output");
+    assert!(
+        !out.stdout.windows(4).any(|w| w == [0x42; 4]),
+        "key bytes in output"
+    );
 }
 
 #[test]
@@ -130,21 +174,50 @@ fn pkcs11_tool_computes_the_same_hmac() {
     let label = unique_label("xcheck");
     let id = format!("{:08x}", std::process::id()).into_bytes();
     let key: Vec<u8> = (0u8..64).collect();
-    token.import(&label, Some(&id), &SecretBytes::new(key.clone()), true).unwrap();
+    token
+        .import(&label, Some(&id), &SecretBytes::new(key.clone()), true)
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::write(&input, b"GET\n/kv\nFri, 11 May 2018 18:48:36 GMT;h;x").unwrap();
     let out = Command::new("pkcs11-tool")
-        .args(["--module", spec.module.to_str().unwrap(), "--login", "--pin"])
+        .args([
+            "--module",
+            spec.module.to_str().unwrap(),
+            "--login",
+            "--pin",
+        ])
         .arg(spec.pin.as_ref().unwrap().expose_secret())
-        .args(["--token-label", token.label(), "--sign", "-m", "SHA256-HMAC"])
+        .args([
+            "--token-label",
+            token.label(),
+            "--sign",
+            "-m",
+            "SHA256-HMAC",
+        ])
         .args(["--id", &hex(&id), "--input-file", input.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let ours = open(&spec, &label).unwrap().sign(&std::fs::read(&input).unwrap()).unwrap();
-    assert_eq!(out.stdout, ours.as_bytes(), "pkcs11-tool and hsm-signer disagree");
-    assert_eq!(ours, software(&key).sign(&std::fs::read(&input).unwrap()).unwrap());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = open(&spec, &label)
+        .unwrap()
+        .sign(&std::fs::read(&input).unwrap())
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        ours.as_bytes(),
+        "pkcs11-tool and hsm-signer disagree"
+    );
+    assert_eq!(
+        ours,
+        software(&key)
+            .sign(&std::fs::read(&input).unwrap())
+            .unwrap()
+    );
 }
 
 #[test]
@@ -155,14 +228,23 @@ fn generated_key_is_hardened_and_works() {
     let d = token.generate(&label, None, 32, true).unwrap();
     assert_eq!(d.length, Some(32));
     assert!(d.sensitive && !d.extractable && !d.modifiable && d.destroyable);
-    assert!(matches!(token.generate(&label, None, 32, true), Err(Error::LabelExists(_))));
-    assert!(matches!(token.generate("x", None, 8, true), Err(Error::KeyLength { .. })));
+    assert!(matches!(
+        token.generate(&label, None, 32, true),
+        Err(Error::LabelExists(_))
+    ));
+    assert!(matches!(
+        token.generate("x", None, 8, true),
+        Err(Error::KeyLength { .. })
+    ));
     let hsm = open(&spec, &label).unwrap();
     let tag = hsm.sign(b"payload").unwrap();
     hsm.verify(b"payload", &tag).unwrap();
     drop(hsm);
     token.delete(&label).unwrap();
-    assert!(matches!(open(&spec, &label), Err(Error::KeyNotFound { .. })));
+    assert!(matches!(
+        open(&spec, &label),
+        Err(Error::KeyNotFound { .. })
+    ));
 }
 
 #[test]
@@ -170,7 +252,9 @@ fn clear_errors_for_what_users_get_wrong() {
     let Some(spec) = spec() else { return };
     let token = Token::open(&spec).unwrap();
     let label = unique_label("errs");
-    token.import(&label, None, &SecretBytes::new(vec![1; 32]), true).unwrap();
+    token
+        .import(&label, None, &SecretBytes::new(vec![1; 32]), true)
+        .unwrap();
 
     // A wrong PIN is tested in a fresh process (tests/cli.rs): PKCS#11 login
     // belongs to the process, so once another test logged in, C_Login says
@@ -180,7 +264,10 @@ fn clear_errors_for_what_users_get_wrong() {
         pin: None,
         ..spec.clone()
     };
-    assert!(matches!(open(&no_pin, &label), Err(Error::PinMissing { .. })));
+    assert!(matches!(
+        open(&no_pin, &label),
+        Err(Error::PinMissing { .. })
+    ));
 
     let missing_token = TokenSpec {
         token: TokenSelector::Label("no-such-token".into()),
@@ -188,18 +275,27 @@ fn clear_errors_for_what_users_get_wrong() {
     };
     let err = open(&missing_token, &label).unwrap_err();
     assert!(matches!(err, Error::TokenNotFound { .. }), "{err}");
-    assert!(err.to_string().contains(token.label()), "lists present tokens: {err}");
+    assert!(
+        err.to_string().contains(token.label()),
+        "lists present tokens: {err}"
+    );
 
     let missing_module = TokenSpec {
         module: "/nonexistent/libpkcs11.so".into(),
         ..spec.clone()
     };
-    assert!(matches!(open(&missing_module, &label), Err(Error::ModuleMissing(_))));
+    assert!(matches!(
+        open(&missing_module, &label),
+        Err(Error::ModuleMissing(_))
+    ));
     let not_a_module = TokenSpec {
         module: "/bin/sh".into(),
         ..spec.clone()
     };
-    assert!(matches!(open(&not_a_module, &label), Err(Error::NotPkcs11Library { .. })));
+    assert!(matches!(
+        open(&not_a_module, &label),
+        Err(Error::NotPkcs11Library { .. })
+    ));
 
     let err = open(&spec, "no-such-key").unwrap_err();
     assert!(matches!(err, Error::KeyNotFound { .. }));
@@ -264,7 +360,9 @@ fn eight_threads_thousand_signs_each() {
     let token = Token::open(&spec).unwrap();
     let label = unique_label("threads");
     let key = vec![0x5a; 64];
-    token.import(&label, None, &SecretBytes::new(key.clone()), true).unwrap();
+    token
+        .import(&label, None, &SecretBytes::new(key.clone()), true)
+        .unwrap();
     let hsm = Arc::new(
         Pkcs11Backend::open(
             &spec,

@@ -1,6 +1,8 @@
 //! Known-answer tests. Each vector runs on every backend (software, and
 //! SoftHSM when configured) and has negative twins.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;
@@ -36,7 +38,10 @@ fn rfc4231(key: &[u8], data: &[u8], expected_hex: &str, truncate: usize) {
         let mut flipped = *tag.as_bytes();
         flipped[31] ^= 0x01;
         assert!(
-            matches!(b.backend.verify(data, &Tag::new(flipped)), Err(VerifyError::Mismatch)),
+            matches!(
+                b.backend.verify(data, &Tag::new(flipped)),
+                Err(VerifyError::Mismatch)
+            ),
             "{}",
             b.name
         );
@@ -92,7 +97,12 @@ fn rfc4231_case_4() {
 
 #[test]
 fn rfc4231_case_5_truncated() {
-    rfc4231(&[0x0c; 20], b"Test With Truncation", "a3b6167473100ee06e0c796c2955552b", 16);
+    rfc4231(
+        &[0x0c; 20],
+        b"Test With Truncation",
+        "a3b6167473100ee06e0c796c2955552b",
+        16,
+    );
 }
 
 #[test]
@@ -181,7 +191,11 @@ fn run_signing_case(name: &str) {
     let credential = (!c.credential.is_empty()).then_some(c.credential.as_str());
     let at = parse_http_date(&c.date).unwrap();
     let content = ContentHash::of_bytes(&body);
-    assert_eq!(content.to_base64(), c.content_sha256, "{name}: content hash");
+    assert_eq!(
+        content.to_base64(),
+        c.content_sha256,
+        "{name}: content hash"
+    );
     let (streamed, _) = ContentHash::of_reader(&body[..]).unwrap();
     assert_eq!(streamed, content, "{name}: streamed hash");
 
@@ -191,8 +205,15 @@ fn run_signing_case(name: &str) {
         let s = signer.sign(&c.method, &c.url, &content, at).unwrap();
         assert_eq!(s.host, c.host, "{ctx}: host");
         assert_eq!(s.date, c.x_ms_date, "{ctx}: x-ms-date");
-        assert_eq!(s.content_sha256, c.content_sha256, "{ctx}: x-ms-content-sha256");
-        assert_eq!(s.string_to_sign.as_str(), c.string_to_sign, "{ctx}: string-to-sign");
+        assert_eq!(
+            s.content_sha256, c.content_sha256,
+            "{ctx}: x-ms-content-sha256"
+        );
+        assert_eq!(
+            s.string_to_sign.as_str(),
+            c.string_to_sign,
+            "{ctx}: string-to-sign"
+        );
         assert_eq!(s.authorization, c.authorization, "{ctx}: Authorization");
         assert!(s.authorization.ends_with(&c.signature), "{ctx}: signature");
 
@@ -213,7 +234,9 @@ fn run_signing_case(name: &str) {
         // One bit flipped in the signature.
         let mut tag = *Tag::from_base64(&c.signature).unwrap().as_bytes();
         tag[7] ^= 0x10;
-        let flipped_auth = s.authorization.replace(&c.signature, &Tag::new(tag).to_base64());
+        let flipped_auth = s
+            .authorization
+            .replace(&c.signature, &Tag::new(tag).to_base64());
         let flipped = received(&c, &s.date, &s.content_sha256, &flipped_auth);
         assert_eq!(
             rejection(verify(&flipped, &body, at)),
@@ -233,12 +256,23 @@ fn run_signing_case(name: &str) {
         }
         let mut req = good.clone();
         req.headers.retain(|(n, _)| n != "Authorization");
-        assert_eq!(rejection(verify(&req, &body, at)), Rejection::MissingAuthorization);
+        assert_eq!(
+            rejection(verify(&req, &body, at)),
+            Rejection::MissingAuthorization
+        );
 
         // The date moved 16 minutes: too old, then too far ahead.
         let sixteen = Duration::from_secs(16 * 60);
-        assert_eq!(rejection(verify(&good, &body, at + sixteen)), Rejection::Expired, "{ctx}");
-        assert_eq!(rejection(verify(&good, &body, at - sixteen)), Rejection::InvalidDate, "{ctx}");
+        assert_eq!(
+            rejection(verify(&good, &body, at + sixteen)),
+            Rejection::Expired,
+            "{ctx}"
+        );
+        assert_eq!(
+            rejection(verify(&good, &body, at - sixteen)),
+            Rejection::InvalidDate,
+            "{ctx}"
+        );
 
         // The body changed (one byte added, or one bit flipped).
         let mut longer = body.clone();
@@ -259,11 +293,21 @@ fn run_signing_case(name: &str) {
 
         // The method or path changed in transit.
         let mut req = good.clone();
-        req.method = if req.method == "GET" { "HEAD".into() } else { "GET".into() };
-        assert_eq!(rejection(verify(&req, &body, at)).description(), "Invalid Signature");
+        req.method = if req.method == "GET" {
+            "HEAD".into()
+        } else {
+            "GET".into()
+        };
+        assert_eq!(
+            rejection(verify(&req, &body, at)).description(),
+            "Invalid Signature"
+        );
         let mut req = good.clone();
         req.path_and_query.push_str("&x=1");
-        assert_eq!(rejection(verify(&req, &body, at)).description(), "Invalid Signature");
+        assert_eq!(
+            rejection(verify(&req, &body, at)).description(),
+            "Invalid Signature"
+        );
     }
 }
 
@@ -312,7 +356,9 @@ fn verifier_accepts_client_variants() {
     let hash = &c.content_sha256;
     let now = parse_http_date(&c.x_ms_date).unwrap();
     let sign = |sts: String| {
-        hsm_signer::KeyBackend::sign(&backend, sts.as_bytes()).unwrap().to_base64()
+        hsm_signer::KeyBackend::sign(&backend, sts.as_bytes())
+            .unwrap()
+            .to_base64()
     };
     let date = "Fri, 11 May 2018 18:48:36 GMT";
     let sdk_date = "May, 11 2018 18:48:36.290031 GMT";
@@ -381,7 +427,10 @@ fn verifier_names_each_catalogued_reason() {
         let req = ReceivedRequest {
             method: "GET".into(),
             path_and_query: c.path_and_query.clone(),
-            headers: headers.iter().map(|(n, v)| ((*n).into(), (*v).into())).collect(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).into(), (*v).into()))
+                .collect(),
         };
         rejection(verify_request(&backend, policy, &req, &b""[..], now)).description()
     };
@@ -417,7 +466,10 @@ fn verifier_names_each_catalogued_reason() {
             "{auth}"
         );
     }
-    assert_eq!(check(&appconfig(Some("other-id")), &with(&base, ok_auth)), "Invalid Credential");
+    assert_eq!(
+        check(&appconfig(Some("other-id")), &with(&base, ok_auth)),
+        "Invalid Credential"
+    );
     for (signed, missing) in [
         ("host;x-ms-content-sha256", "x-ms-date"),
         ("x-ms-date;x-ms-content-sha256", "host"),
@@ -431,10 +483,15 @@ fn verifier_names_each_catalogued_reason() {
     }
     // x-ms-date present but only Date signed: the unsigned x-ms-date would
     // decide freshness, so it must be signed.
-    let auth = format!("HMAC-SHA256 Credential=myid&SignedHeaders=date;host;x-ms-content-sha256&Signature={sig}");
+    let auth = format!(
+        "HMAC-SHA256 Credential=myid&SignedHeaders=date;host;x-ms-content-sha256&Signature={sig}"
+    );
     let mut h = with(&base, &auth);
     h.push(("Date", c.x_ms_date.as_str()));
-    assert_eq!(check(&appconfig(None), &h), "x-ms-date is required as a signed header");
+    assert_eq!(
+        check(&appconfig(None), &h),
+        "x-ms-date is required as a signed header"
+    );
 
     let auth = format!("HMAC-SHA256 Credential=myid&SignedHeaders=x-ms-date;host;x-ms-content-sha256;x-extra&Signature={sig}");
     assert_eq!(
@@ -447,7 +504,11 @@ fn verifier_names_each_catalogued_reason() {
     // A tag of the wrong length, and one that is not base64.
     for bad in ["YWJj", "!!!!", &sig[..40]] {
         let auth = ok_auth.replace(sig.as_str(), bad);
-        assert_eq!(check(&appconfig(None), &with(&base, &auth)), "Invalid Signature", "{bad}");
+        assert_eq!(
+            check(&appconfig(None), &with(&base, &auth)),
+            "Invalid Signature",
+            "{bad}"
+        );
     }
     // A malformed x-ms-content-sha256 is an invalid signature, not a panic.
     let mut h = with(&base, ok_auth);

@@ -105,7 +105,10 @@ mod tests {
         .unwrap();
         assert_eq!(p.credential.as_deref(), Some("id"));
         assert_eq!(p.signature.as_deref(), Some("abc="));
-        assert_eq!(p.signed_headers.unwrap(), ["Date", "HOST", "x-ms-content-sha256"]);
+        assert_eq!(
+            p.signed_headers.unwrap(),
+            ["Date", "HOST", "x-ms-content-sha256"]
+        );
     }
 
     #[test]

@@ -208,7 +208,10 @@ mod tests {
 
     #[test]
     fn host_drops_default_port_and_is_lower_case() {
-        assert_eq!(target("https://Contoso.Example.COM:443/x").host, "contoso.example.com");
+        assert_eq!(
+            target("https://Contoso.Example.COM:443/x").host,
+            "contoso.example.com"
+        );
         assert_eq!(target("http://example.com:80").host, "example.com");
         assert_eq!(target("https://example.com:8443/").host, "example.com:8443");
         assert_eq!(target("http://example.com:443/").host, "example.com:443");
@@ -223,17 +226,35 @@ mod tests {
             target("https://h/kv?fields=*&api-version=1.0#frag").path_and_query,
             "/kv?fields=*&api-version=1.0"
         );
-        assert_eq!(target("https://h/a?q=a+b%2Bc").path_and_query, "/a?q=a+b%2Bc");
-        assert_eq!(target("https://h/a%2Fb/c?x=%41").path_and_query, "/a%2Fb/c?x=%41");
+        assert_eq!(
+            target("https://h/a?q=a+b%2Bc").path_and_query,
+            "/a?q=a+b%2Bc"
+        );
+        assert_eq!(
+            target("https://h/a%2Fb/c?x=%41").path_and_query,
+            "/a%2Fb/c?x=%41"
+        );
         // A literal space cannot go on the wire: clients send %20.
-        assert_eq!(target("https://h/a b?q=c d").path_and_query, "/a%20b?q=c%20d");
+        assert_eq!(
+            target("https://h/a b?q=c d").path_and_query,
+            "/a%20b?q=c%20d"
+        );
     }
 
     #[test]
     fn non_http_urls_are_refused() {
-        assert!(matches!(Target::parse("ftp://h/x"), Err(CanonicalError::NotHttp(_))));
-        assert!(matches!(Target::parse("not a url"), Err(CanonicalError::Url { .. })));
-        assert!(matches!(Target::parse("/relative"), Err(CanonicalError::Url { .. })));
+        assert!(matches!(
+            Target::parse("ftp://h/x"),
+            Err(CanonicalError::NotHttp(_))
+        ));
+        assert!(matches!(
+            Target::parse("not a url"),
+            Err(CanonicalError::Url { .. })
+        ));
+        assert!(matches!(
+            Target::parse("/relative"),
+            Err(CanonicalError::Url { .. })
+        ));
     }
 
     #[test]

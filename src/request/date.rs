@@ -49,7 +49,7 @@ pub fn parse_http_date(text: &str) -> Result<SystemTime, DateError> {
 
 fn parse_tokens(text: &str) -> Option<SystemTime> {
     let mut tokens: Vec<&str> = text
-        .split(|c: char| c == ' ' || c == ',' || c == '\t')
+        .split([' ', ',', '\t'])
         .filter(|t| !t.is_empty())
         .collect();
     if tokens.first().is_some_and(|t| is_weekday(t)) {
@@ -125,9 +125,18 @@ fn parse_digits<T: std::str::FromStr>(s: &str, min: usize, max: usize) -> Option
 
 fn is_weekday(token: &str) -> bool {
     const LONG: [&str; 7] = [
-        "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
     ];
-    WEEKDAYS.iter().chain(LONG.iter()).any(|w| w.eq_ignore_ascii_case(token))
+    WEEKDAYS
+        .iter()
+        .chain(LONG.iter())
+        .any(|w| w.eq_ignore_ascii_case(token))
 }
 
 fn month_from_name(token: &str) -> Option<Month> {
@@ -168,16 +177,25 @@ mod tests {
 
     #[test]
     fn formats_with_two_digit_day() {
-        assert_eq!(format_http_date(at(MAY_2018)), "Fri, 11 May 2018 18:48:36 GMT");
+        assert_eq!(
+            format_http_date(at(MAY_2018)),
+            "Fri, 11 May 2018 18:48:36 GMT"
+        );
         // `date -u -d @1683274150 -R` → Fri, 05 May 2023 08:09:10 +0000
-        assert_eq!(format_http_date(at(1_683_274_150)), "Fri, 05 May 2023 08:09:10 GMT");
+        assert_eq!(
+            format_http_date(at(1_683_274_150)),
+            "Fri, 05 May 2023 08:09:10 GMT"
+        );
         assert_eq!(format_http_date(at(0)), "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 
     #[test]
     fn round_trips() {
         for secs in [0, MAY_2018, 1_683_274_150, 4_102_444_799] {
-            assert_eq!(parse_http_date(&format_http_date(at(secs))).unwrap(), at(secs));
+            assert_eq!(
+                parse_http_date(&format_http_date(at(secs))).unwrap(),
+                at(secs)
+            );
         }
     }
 

@@ -39,7 +39,9 @@ pub fn read_request<R: BufRead>(
             .read_until(b'\n', &mut raw)?;
         used += n;
         if used > MAX_HEAD {
-            return Err(RawRequestError::Malformed("request head is larger than 64 KiB".into()));
+            return Err(RawRequestError::Malformed(
+                "request head is larger than 64 KiB".into(),
+            ));
         }
         if n == 0 || !raw.ends_with(b"\n") {
             return Ok(None);
@@ -59,26 +61,33 @@ pub fn read_request<R: BufRead>(
     let (Some(method), Some(target), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(RawRequestError::Malformed(format!("bad request line {line:?}")));
+        return Err(RawRequestError::Malformed(format!(
+            "bad request line {line:?}"
+        )));
     };
     if method.is_empty() || target.is_empty() || !version.starts_with("HTTP/1.") {
-        return Err(RawRequestError::Malformed(format!("bad request line {line:?}")));
+        return Err(RawRequestError::Malformed(format!(
+            "bad request line {line:?}"
+        )));
     }
     let path_and_query = origin_form(target);
 
     let mut headers = Vec::new();
     loop {
-        let line = next_line(&mut reader)?.ok_or_else(|| {
-            RawRequestError::Malformed("no blank line after the headers".into())
-        })?;
+        let line = next_line(&mut reader)?
+            .ok_or_else(|| RawRequestError::Malformed("no blank line after the headers".into()))?;
         if line.is_empty() {
             break;
         }
         let Some((name, value)) = line.split_once(':') else {
-            return Err(RawRequestError::Malformed(format!("header line without ':' {line:?}")));
+            return Err(RawRequestError::Malformed(format!(
+                "header line without ':' {line:?}"
+            )));
         };
         if name.is_empty() || name.trim() != name {
-            return Err(RawRequestError::Malformed(format!("bad header name {name:?}")));
+            return Err(RawRequestError::Malformed(format!(
+                "bad header name {name:?}"
+            )));
         }
         headers.push((name.to_owned(), value.trim().to_owned()));
     }
@@ -129,7 +138,8 @@ mod tests {
 
     #[test]
     fn reads_head_and_leaves_body() {
-        let raw = b"POST /kv?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nX:  v \r\n\r\nabcEXTRA";
+        let raw =
+            b"POST /kv?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nX:  v \r\n\r\nabcEXTRA";
         let (req, mut body) = read_request(&raw[..]).unwrap();
         assert_eq!(req.method, "POST");
         assert_eq!(req.path_and_query, "/kv?x=1");

@@ -91,7 +91,9 @@ impl Rejection {
             }
             Self::Expired => "The access token has expired".to_owned(),
             Self::InvalidDate => "Invalid access token date".to_owned(),
-            Self::MissingParameter => "[Credential][SignedHeaders][Signature] is required".to_owned(),
+            Self::MissingParameter => {
+                "[Credential][SignedHeaders][Signature] is required".to_owned()
+            }
             Self::InvalidCredential => "Invalid Credential".to_owned(),
             Self::InvalidSignature { .. } => "Invalid Signature".to_owned(),
             Self::SignedHeaderNotProvided(name) => {
@@ -256,7 +258,10 @@ mod tests {
 
     #[test]
     fn www_authenticate_values_follow_the_catalogue() {
-        assert_eq!(Rejection::MissingAuthorization.www_authenticate(), "HMAC-SHA256, Bearer");
+        assert_eq!(
+            Rejection::MissingAuthorization.www_authenticate(),
+            "HMAC-SHA256, Bearer"
+        );
         assert_eq!(
             Rejection::Expired.www_authenticate(),
             "HMAC-SHA256 error=\"invalid_token\" error_description=\"The access token has expired\", Bearer"

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use hsm_signer::backend::pkcs11::provision::Token;
-use hsm_signer::backend::pkcs11::{KeySelector, Pkcs11Backend, PoolOptions, TokenSelector, TokenSpec};
+use hsm_signer::backend::pkcs11::{
+    KeySelector, Pkcs11Backend, PoolOptions, TokenSelector, TokenSpec,
+};
 use hsm_signer::{KeyBackend, SecretBytes};
 use secrecy::SecretString;
 

@@ -15,6 +15,7 @@ pub struct Named {
 /// imported into SoftHSM when a token is configured (mandatory under
 /// `REQUIRE_HSM=1`).
 pub fn backends(key: &[u8]) -> Vec<Named> {
+    #[cfg_attr(not(feature = "pkcs11"), allow(unused_mut))]
     let mut all = vec![Named {
         name: "software",
         backend: Arc::new(SoftwareKey::new(SecretBytes::new(key.to_vec()))),

@@ -48,7 +48,9 @@ pub fn rv_of(e: &CkError) -> Option<RvError> {
 #[non_exhaustive]
 pub enum Error {
     /// No module path was given.
-    #[error("no PKCS#11 module: use --module PATH, HSM_SIGNER_MODULE or module-path in --pkcs11-uri")]
+    #[error(
+        "no PKCS#11 module: use --module PATH, HSM_SIGNER_MODULE or module-path in --pkcs11-uri"
+    )]
     NoModule,
     /// The module file does not exist.
     #[error("PKCS#11 module {0} does not exist (for SoftHSM2: apt-get install softhsm2, module /usr/lib/softhsm/libsofthsm2.so)")]
@@ -129,7 +131,9 @@ pub enum Error {
         token: String,
     },
     /// Several secret keys match.
-    #[error("ambiguous key ({count} matches for {selector} in token {token:?}): select by --key-id too")]
+    #[error(
+        "ambiguous key ({count} matches for {selector} in token {token:?}): select by --key-id too"
+    )]
     AmbiguousKey {
         /// What was looked for.
         selector: String,
@@ -203,5 +207,16 @@ impl Error {
     /// Wraps a cryptoki error from operation `op`.
     pub fn op(op: &'static str) -> impl FnOnce(CkError) -> Self {
         move |e| Self::Op { op, source: Ck(e) }
+    }
+
+    /// The module's return value behind this error, if there is one.
+    pub fn rv(&self) -> Option<RvError> {
+        match self {
+            Self::NotPkcs11Library { source, .. }
+            | Self::Initialize { source, .. }
+            | Self::Login { source, .. }
+            | Self::Op { source, .. } => rv_of(&source.0),
+            _ => None,
+        }
     }
 }

@@ -184,20 +184,31 @@ impl Pkcs11Backend {
             token: found.label.clone(),
         })?;
         let (min, _) = hmac_key_range(&ctx, found.slot, &found.label)?;
-        let pool = pool::Pool::new(ctx, found.slot, found.label.clone(), pin, key.clone(), options)?;
+        let pool = pool::Pool::new(
+            ctx,
+            found.slot,
+            found.label.clone(),
+            pin,
+            key.clone(),
+            options,
+        )?;
         let attrs = pool
-            .run("reading key attributes", |_| false, |s, h| {
-                s.get_attributes(
-                    h,
-                    &[
-                        AttributeType::Label,
-                        AttributeType::Id,
-                        AttributeType::ValueLen,
-                        AttributeType::Sign,
-                        AttributeType::Verify,
-                    ],
-                )
-            })?
+            .run(
+                "reading key attributes",
+                |_| false,
+                |s, h| {
+                    s.get_attributes(
+                        h,
+                        &[
+                            AttributeType::Label,
+                            AttributeType::Id,
+                            AttributeType::ValueLen,
+                            AttributeType::Sign,
+                            AttributeType::Verify,
+                        ],
+                    )
+                },
+            )?
             .map_err(Error::op("reading key attributes"))?;
         let mut info = KeyInfo {
             kind: BackendKind::Pkcs11,
@@ -264,7 +275,11 @@ impl KeyBackend for Pkcs11Backend {
     fn sign(&self, msg: &[u8]) -> Result<Tag, super::Error> {
         let tag = self
             .pool
-            .run("signing", |_| false, |s, key| s.sign(&Mechanism::Sha256Hmac, key, msg))?
+            .run(
+                "signing",
+                |_| false,
+                |s, key| s.sign(&Mechanism::Sha256Hmac, key, msg),
+            )?
             .map_err(|e| self.map_sign_error(e))?;
         Ok(Tag::from_slice(&tag).map_err(|_| {
             Error::op("C_Sign returned a tag that is not 32 bytes")(

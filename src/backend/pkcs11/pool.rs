@@ -27,7 +27,7 @@ use super::KeySelector;
 pub struct PoolOptions {
     /// Most sessions open at once (besides the anchor).
     pub max_sessions: usize,
-    /// How long [`Pool::acquire`] waits for a free session.
+    /// How long a call waits for a free session before failing.
     pub acquire_timeout: Duration,
 }
 
@@ -204,7 +204,10 @@ impl Pool {
                 return Ok(self.lease(session, &state));
             }
             if state.open < self.options.max_sessions {
-                let session = self.ctx.open_ro_session(self.slot).map_err(AcquireError::Open)?;
+                let session = self
+                    .ctx
+                    .open_ro_session(self.slot)
+                    .map_err(AcquireError::Open)?;
                 state.open += 1;
                 return Ok(self.lease(session, &state));
             }
@@ -246,7 +249,8 @@ impl Pool {
         state.open = 0;
         state.anchor = None;
         initialize(&self.ctx).map_err(Error::op("re-initializing the module"))?;
-        let (anchor, key) = Self::connect(&self.ctx, self.slot, &self.token, &self.pin, &self.selector)?;
+        let (anchor, key) =
+            Self::connect(&self.ctx, self.slot, &self.token, &self.pin, &self.selector)?;
         state.anchor = Some(anchor);
         state.key = key;
         drop(state);

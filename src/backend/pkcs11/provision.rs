@@ -76,7 +76,9 @@ pub struct Token {
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Token").field("label", &self.label).finish_non_exhaustive()
+        f.debug_struct("Token")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
     }
 }
 
@@ -139,7 +141,11 @@ impl Token {
     fn check_length(&self, requested: usize) -> Result<(), Error> {
         let (min, max) = self.hmac_key_range()?;
         if requested < min || requested > max {
-            return Err(Error::KeyLength { requested, min, max });
+            return Err(Error::KeyLength {
+                requested,
+                min,
+                max,
+            });
         }
         Ok(())
     }
@@ -200,7 +206,13 @@ impl Token {
         let id = self.new_id(id)?;
         let mut template = key_template(label, &id, allow_delete);
         template.push(Attribute::ValueLen(
-            u64::try_from(bytes).map_err(|_| Error::KeyLength { requested: bytes, min: 0, max: 0 })?.into(),
+            u64::try_from(bytes)
+                .map_err(|_| Error::KeyLength {
+                    requested: bytes,
+                    min: 0,
+                    max: 0,
+                })?
+                .into(),
         ));
         let handle = self
             .session
@@ -218,10 +230,15 @@ impl Token {
             .session
             .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)])
             .map_err(Error::op("listing keys"))?;
-        let mut keys = handles
-            .into_iter()
-            .map(|h| self.describe(h))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut keys = Vec::with_capacity(handles.len());
+        for handle in handles {
+            match self.describe(handle) {
+                Ok(d) => keys.push(d),
+                // Deleted by another process since the search: not a key any more.
+                Err(e) if e.rv() == Some(RvError::ObjectHandleInvalid) => {}
+                Err(e) => return Err(e),
+            }
+        }
         keys.sort_by(|a, b| a.label.cmp(&b.label).then(a.id.cmp(&b.id)));
         Ok(keys)
     }

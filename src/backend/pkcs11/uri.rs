@@ -69,16 +69,24 @@ impl Pkcs11Uri {
                 "object" => out.object = Some(decode_text(value)?),
                 "id" => out.id = Some(decode(value)?),
                 "slot-id" => {
-                    out.slot_id = Some(
-                        value
-                            .parse()
-                            .map_err(|_| Error::Uri(format!("slot-id {value:?} is not a number")))?,
-                    )
+                    out.slot_id =
+                        Some(value.parse().map_err(|_| {
+                            Error::Uri(format!("slot-id {value:?} is not a number"))
+                        })?)
                 }
                 "type" if matches!(value, "secret-key" | "secret") => {}
-                "type" => return Err(Error::Uri(format!("type={value}: only secret keys are used"))),
-                "manufacturer" | "model" | "serial" | "library-manufacturer"
-                | "library-description" | "library-version" | "slot-description"
+                "type" => {
+                    return Err(Error::Uri(format!(
+                        "type={value}: only secret keys are used"
+                    )))
+                }
+                "manufacturer"
+                | "model"
+                | "serial"
+                | "library-manufacturer"
+                | "library-description"
+                | "library-version"
+                | "slot-description"
                 | "slot-manufacturer" => {}
                 n if n.starts_with("x-") => {}
                 n => return Err(Error::Uri(format!("unknown attribute {n:?}"))),
@@ -131,7 +139,10 @@ mod tests {
         assert_eq!(uri.object.as_deref(), Some("acs-key"));
         assert_eq!(uri.id, Some(vec![0x01, 0xab]));
         assert_eq!(uri.slot_id, Some(7));
-        assert_eq!(uri.module_path, Some(PathBuf::from("/usr/lib/softhsm/libsofthsm2.so")));
+        assert_eq!(
+            uri.module_path,
+            Some(PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"))
+        );
         assert_eq!(uri.pin_file, Some(PathBuf::from("/run/pin")));
     }
 

@@ -114,7 +114,12 @@ fn batch(backend: &dyn KeyBackend) -> Result<ExitCode, Failure> {
             })
             .and_then(|data| backend.sign(&data).map_err(|e| error_chain(&e)));
         match result {
-            Ok(tag) => serde_json::to_writer(&mut out, &BatchHmac { hmac: tag.to_base64() })?,
+            Ok(tag) => serde_json::to_writer(
+                &mut out,
+                &BatchHmac {
+                    hmac: tag.to_base64(),
+                },
+            )?,
             Err(error) => serde_json::to_writer(&mut out, &BatchError { error })?,
         }
         out.write_all(b"\n")?;

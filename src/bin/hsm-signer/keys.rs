@@ -14,7 +14,9 @@ pub(crate) fn load_profile(
     config: Option<&PathBuf>,
     profile: Option<&str>,
 ) -> Result<Profile, Failure> {
-    let env_profile = std::env::var("HSM_SIGNER_PROFILE").ok().filter(|p| !p.is_empty());
+    let env_profile = std::env::var("HSM_SIGNER_PROFILE")
+        .ok()
+        .filter(|p| !p.is_empty());
     let Some(name) = profile.map(str::to_owned).or(env_profile) else {
         return Ok(Profile::default());
     };
@@ -102,7 +104,9 @@ fn pkcs11_choice() -> Result<Choice, Failure> {
 
 #[cfg(not(feature = "pkcs11"))]
 fn pkcs11_choice() -> Result<Choice, Failure> {
-    Err(Failure::msg("this build has no PKCS#11 support (feature pkcs11)"))
+    Err(Failure::msg(
+        "this build has no PKCS#11 support (feature pkcs11)",
+    ))
 }
 
 /// Opens the key the flags and profile select.

@@ -37,7 +37,11 @@ fn token_spec(args: &TokenArgs, profile: &Profile) -> Result<TokenSpec, Failure>
         .module
         .clone()
         .or(uri.module_path.clone())
-        .or_else(|| std::env::var_os("HSM_SIGNER_MODULE").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("HSM_SIGNER_MODULE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
         .or(profile.module.clone())
         .ok_or(p11::Error::NoModule)?;
     let token = match (&args.token_label, args.slot) {
@@ -212,7 +216,8 @@ impl Check {
 
     fn fail(&mut self, what: &str, error: &dyn std::error::Error, hint: &str) {
         self.failed = true;
-        self.out.push(format!("FAIL  {what}: {}", crate::sign::error_chain(error)));
+        self.out
+            .push(format!("FAIL  {what}: {}", crate::sign::error_chain(error)));
         self.out.push(format!("      hint: {hint}"));
     }
 
@@ -224,17 +229,29 @@ impl Check {
 fn hint_for(e: &p11::Error) -> &'static str {
     use p11::Error as E;
     match e {
-        E::NoModule | E::ModuleMissing(_) => "install the module (apt-get install softhsm2) or fix --module",
-        E::NotPkcs11Library { .. } => "point --module at the vendor's PKCS#11 .so, not another library",
-        E::Initialize { .. } => "check the module's own configuration (for SoftHSM2: SOFTHSM2_CONF)",
+        E::NoModule | E::ModuleMissing(_) => {
+            "install the module (apt-get install softhsm2) or fix --module"
+        }
+        E::NotPkcs11Library { .. } => {
+            "point --module at the vendor's PKCS#11 .so, not another library"
+        }
+        E::Initialize { .. } => {
+            "check the module's own configuration (for SoftHSM2: SOFTHSM2_CONF)"
+        }
         E::TokenNotFound { .. } | E::SlotNotFound { .. } | E::TokenNotNamed { .. } => {
             "use one of the labels listed, or initialise a token (scripts/softhsm-init.sh)"
         }
         E::PinMissing { .. } => "set HSM_SIGNER_PIN, or use --pin-env / --pin-file",
         E::PinIncorrect { .. } => "check the user PIN (not the SO PIN)",
-        E::PinLocked { .. } => "unlock the user PIN with the SO PIN (softhsm2-util / pkcs11-tool --init-pin)",
-        E::MechanismUnsupported { .. } => "this token cannot compute HMAC-SHA256; use another token",
-        E::KeyNotFound { .. } | E::KeyNotNamed => "list keys with `hsm-signer key list`; import or generate one",
+        E::PinLocked { .. } => {
+            "unlock the user PIN with the SO PIN (softhsm2-util / pkcs11-tool --init-pin)"
+        }
+        E::MechanismUnsupported { .. } => {
+            "this token cannot compute HMAC-SHA256; use another token"
+        }
+        E::KeyNotFound { .. } | E::KeyNotNamed => {
+            "list keys with `hsm-signer key list`; import or generate one"
+        }
         E::AmbiguousKey { .. } => "select the key by --key-id as well",
         _ => "see the error above",
     }
@@ -263,7 +280,11 @@ fn doctor_checks(args: &DoctorArgs, profile: &Profile, c: &mut Check) {
     let spec = match token_spec(&args.token, profile) {
         Ok(spec) => spec,
         Err(f) => {
-            c.fail("settings", &FailureError(f), "check --module, --token-label and the PIN source");
+            c.fail(
+                "settings",
+                &FailureError(f),
+                "check --module, --token-label and the PIN source",
+            );
             return;
         }
     };
@@ -271,7 +292,13 @@ fn doctor_checks(args: &DoctorArgs, profile: &Profile, c: &mut Check) {
         Ok(ctx) => {
             let lib = ctx
                 .get_library_info()
-                .map(|i| format!(" ({} {})", i.library_description().trim(), i.library_version()))
+                .map(|i| {
+                    format!(
+                        " ({} {})",
+                        i.library_description().trim(),
+                        i.library_version()
+                    )
+                })
                 .unwrap_or_default();
             c.ok(&format!("module loads: {}{lib}", spec.module.display()));
             ctx
@@ -280,7 +307,11 @@ fn doctor_checks(args: &DoctorArgs, profile: &Profile, c: &mut Check) {
     };
     let found = match p11::module::find_token(&ctx, &spec.token) {
         Ok(t) => {
-            c.ok(&format!("token found: {:?} in slot {}", t.label, t.slot.id()));
+            c.ok(&format!(
+                "token found: {:?} in slot {}",
+                t.label,
+                t.slot.id()
+            ));
             t
         }
         Err(e) => return c.fail("token found", &e, hint_for(&e)),
@@ -347,16 +378,19 @@ fn doctor_checks(args: &DoctorArgs, profile: &Profile, c: &mut Check) {
         Err(e) => return c.fail("sign/verify round trip", &e, hint_for(&e)),
     };
     let probe = b"hsm-signer doctor probe";
-    let round_trip = backend.sign(probe).map_err(|e| e.to_string()).and_then(|tag| {
-        backend.verify(probe, &tag).map_err(|e| e.to_string())?;
-        let mut flipped = *tag.as_bytes();
-        flipped[0] ^= 1;
-        match backend.verify(probe, &Tag::new(flipped)) {
-            Err(hsm_signer::VerifyError::Mismatch) => Ok(()),
-            Ok(()) => Err("the token accepted a wrong tag".to_owned()),
-            Err(e) => Err(e.to_string()),
-        }
-    });
+    let round_trip = backend
+        .sign(probe)
+        .map_err(|e| e.to_string())
+        .and_then(|tag| {
+            backend.verify(probe, &tag).map_err(|e| e.to_string())?;
+            let mut flipped = *tag.as_bytes();
+            flipped[0] ^= 1;
+            match backend.verify(probe, &Tag::new(flipped)) {
+                Err(hsm_signer::VerifyError::Mismatch) => Ok(()),
+                Ok(()) => Err("the token accepted a wrong tag".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        });
     match round_trip {
         Ok(()) => c.ok("sign/verify round trip in the token (and a wrong tag rejected)"),
         Err(e) => c.fail(

@@ -26,7 +26,10 @@ struct VerifyJson {
 pub(crate) fn run(args: &VerifyArgs, profile: &Profile) -> Result<ExitCode, Failure> {
     let policy = VerifyPolicy {
         dialect: keys::dialect(args.dialect, profile)?,
-        credential: args.credential.clone().or_else(|| profile.credential.clone()),
+        credential: args
+            .credential
+            .clone()
+            .or_else(|| profile.credential.clone()),
         max_skew: args
             .max_skew
             .or(profile.max_skew)
@@ -39,10 +42,10 @@ pub(crate) fn run(args: &VerifyArgs, profile: &Profile) -> Result<ExitCode, Fail
     let input: Box<dyn io::Read> = if args.request.as_os_str() == "-" {
         Box::new(io::stdin().lock())
     } else {
-        Box::new(
-            File::open(&args.request)
-                .context(format!("cannot open request file {}", args.request.display()))?,
-        )
+        Box::new(File::open(&args.request).context(format!(
+            "cannot open request file {}",
+            args.request.display()
+        ))?)
     };
     let (request, body) = read_request(BufReader::new(input))
         .context(format!("cannot read request {}", args.request.display()))?;
