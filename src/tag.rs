@@ -51,8 +51,20 @@ impl Tag {
     /// [`TagError::Base64`] for text that is not base64, [`TagError::Length`]
     /// when it decodes to anything but 32 bytes.
     pub fn from_base64(text: &str) -> Result<Self, TagError> {
-        let bytes = STANDARD.decode(text.trim()).map_err(|_| TagError::Base64)?;
-        Self::from_slice(&bytes)
+        let text = text.trim_ascii();
+        // 44 base64 characters decode to 32 bytes; anything longer than 64
+        // is refused before decoding, so the stack buffer always suffices.
+        if text.len() > 64 {
+            return Err(match STANDARD.decode(text) {
+                Ok(bytes) => TagError::Length(bytes.len()),
+                Err(_) => TagError::Base64,
+            });
+        }
+        let mut buf = [0u8; 48];
+        let n = STANDARD
+            .decode_slice(text, &mut buf)
+            .map_err(|_| TagError::Base64)?;
+        Self::from_slice(&buf[..n])
     }
 
     /// The standard base64 form (44 characters, padded).
@@ -97,6 +109,8 @@ mod tests {
         assert_eq!(Tag::from_slice(&[0; 33]), Err(TagError::Length(33)));
         assert_eq!(Tag::from_base64("YXNk"), Err(TagError::Length(3)));
         assert_eq!(Tag::from_base64("not base64!"), Err(TagError::Base64));
+        let long = STANDARD.encode([0u8; 60]);
+        assert_eq!(Tag::from_base64(&long), Err(TagError::Length(60)));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use common::hsm::{spec, unique_label};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
 use cryptoki::session::UserType;
 use hsm_signer::backend::pkcs11::module::{context, find_token};
-use hsm_signer::backend::pkcs11::provision::{key_template, Token};
+use hsm_signer::backend::pkcs11::provision::{key_template, token_write_lock, Token};
 use hsm_signer::backend::pkcs11::{
     hex, Error, KeySelector, Pkcs11Backend, PoolOptions, TokenSelector, TokenSpec,
 };
@@ -39,6 +39,7 @@ fn create_raw(spec: &TokenSpec, template: &[Attribute]) {
     let slot = find_token(&ctx, &spec.token).unwrap().slot;
     let session = ctx.open_rw_session(slot).unwrap();
     let _ = session.login(UserType::User, spec.pin.as_ref());
+    let _write = token_write_lock();
     session.create_object(template).unwrap();
 }
 

@@ -1,7 +1,7 @@
 //! HMAC computed in this process, for development and for verifiers that are
 //! handed a secret by their platform.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::{BackendKind, Error, KeyBackend, KeyInfo, VerifyError};
@@ -11,15 +11,36 @@ use crate::tag::Tag;
 type HmacSha256 = Hmac<Sha256>;
 
 /// A key held in process memory (zeroized on drop, redacted `Debug`).
-#[derive(Debug)]
+///
+/// The HMAC key schedule (the inner and outer padded-key states) is
+/// computed once; each call clones it. Those states are as secret as the
+/// key, and are zeroized on drop too (`sha2`/`hmac` built with `zeroize`).
 pub struct SoftwareKey {
-    key: SecretBytes,
+    keyed: Option<HmacSha256>,
     info: KeyInfo,
+}
+
+// The cached HMAC state must wipe itself: fail the build if the digest
+// loses its `ZeroizeOnDrop` (the `zeroize` features of sha2/hmac).
+const _: () = {
+    const fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    zeroized_on_drop::<Sha256>();
+};
+
+impl std::fmt::Debug for SoftwareKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SoftwareKey")
+            .field("key", &"<redacted>")
+            .field("info", &self.info)
+            .finish()
+    }
 }
 
 impl SoftwareKey {
     /// Wraps raw key bytes. Any length is accepted (RFC 2104).
     pub fn new(key: SecretBytes) -> Self {
+        // HMAC takes keys of any length (RFC 2104), so this is always `Some`.
+        let keyed = HmacSha256::new_from_slice(key.expose()).ok();
         let info = KeyInfo {
             kind: BackendKind::Software,
             label: None,
@@ -28,7 +49,7 @@ impl SoftwareKey {
             can_sign: true,
             can_verify: true,
         };
-        Self { key, info }
+        Self { keyed, info }
     }
 
     /// Reads a base64 access key from the environment, a file or standard input.
@@ -41,10 +62,7 @@ impl SoftwareKey {
     }
 
     fn mac(&self, msg: &[u8]) -> Result<HmacSha256, Error> {
-        // HMAC accepts keys of any length (RFC 2104), so this does not fail in
-        // practice; the error keeps the library free of `unwrap`.
-        let mut mac =
-            HmacSha256::new_from_slice(self.key.expose()).map_err(|_| Error::KeyRejected)?;
+        let mut mac = self.keyed.clone().ok_or(Error::KeyRejected)?;
         mac.update(msg);
         Ok(mac)
     }

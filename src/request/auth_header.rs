@@ -21,49 +21,68 @@ pub fn format_authorization(dialect: Dialect, credential: &str, signature_b64: &
     }
 }
 
-/// The parameters of a received `HMAC-SHA256` Authorization header.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuthParams {
+/// The parameters of a received `HMAC-SHA256` Authorization header,
+/// borrowed from the header value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuthParams<'a> {
     /// `Credential=` (access key id).
-    pub credential: Option<String>,
-    /// `SignedHeaders=`, split on `;`, as sent.
-    pub signed_headers: Option<Vec<String>>,
+    pub credential: Option<&'a str>,
+    /// `SignedHeaders=` as sent (names separated by `;`).
+    pub signed_headers: Option<&'a str>,
     /// `Signature=` (base64), as sent.
-    pub signature: Option<String>,
+    pub signature: Option<&'a str>,
+}
+
+impl<'a> AuthParams<'a> {
+    /// The `SignedHeaders` names in the client's order, trimmed.
+    pub fn signed_header_names(&self) -> impl Iterator<Item = &'a str> + Clone {
+        self.signed_headers
+            .unwrap_or("")
+            .split(';')
+            .map(str::trim_ascii)
+            .filter(|h| !h.is_empty())
+    }
 }
 
 /// Parses an Authorization value. Returns `None` when the scheme is not
 /// `HMAC-SHA256`. Parameters may be separated by `&` or `,` (with optional
 /// spaces); names are case-insensitive; unknown parameters are ignored; the
 /// first occurrence of a repeated parameter wins. Empty values count as absent.
-pub fn parse_authorization(value: &str) -> Option<AuthParams> {
-    let value = value.trim();
-    let (scheme, rest) = match value.split_once(|c: char| c.is_ascii_whitespace()) {
-        Some((scheme, rest)) => (scheme, rest),
+pub fn parse_authorization(value: &str) -> Option<AuthParams<'_>> {
+    let value = value.trim_ascii();
+    let (scheme, rest) = match value.bytes().position(|b| b.is_ascii_whitespace()) {
+        Some(i) => (&value[..i], &value[i + 1..]),
         None => (value, ""),
     };
     if !scheme.eq_ignore_ascii_case(SCHEME) {
         return None;
     }
     let mut params = AuthParams::default();
-    for part in rest.split(['&', ',']) {
-        let Some((name, val)) = part.trim().split_once('=') else {
+    // One pass over the bytes; '&', ',' and '=' are ASCII, so every slice
+    // boundary is a character boundary.
+    let mut start = 0;
+    let bytes = rest.as_bytes();
+    for end in (0..=bytes.len()).filter(|&i| i == bytes.len() || matches!(bytes[i], b'&' | b',')) {
+        let part = &rest[start..end];
+        start = end + 1;
+        let Some(eq) = part.bytes().position(|b| b == b'=') else {
             continue;
         };
-        let val = val.trim();
+        let val = part[eq + 1..].trim_ascii();
         if val.is_empty() {
             continue;
         }
-        let name = name.trim();
-        if name.eq_ignore_ascii_case("Credential") {
-            params.credential.get_or_insert_with(|| val.to_owned());
+        let name = part[..eq].trim_ascii();
+        let slot = if name.eq_ignore_ascii_case("Credential") {
+            &mut params.credential
         } else if name.eq_ignore_ascii_case("SignedHeaders") {
-            params
-                .signed_headers
-                .get_or_insert_with(|| val.split(';').map(|h| h.trim().to_owned()).collect());
+            &mut params.signed_headers
         } else if name.eq_ignore_ascii_case("Signature") {
-            params.signature.get_or_insert_with(|| val.to_owned());
-        }
+            &mut params.signature
+        } else {
+            continue;
+        };
+        slot.get_or_insert(val);
     }
     Some(params)
 }
@@ -88,10 +107,10 @@ mod tests {
     fn parse_round_trips_format() {
         let value = format_authorization(Dialect::AppConfig, "id-1", "YWJj+/8=");
         let p = parse_authorization(&value).unwrap();
-        assert_eq!(p.credential.as_deref(), Some("id-1"));
-        assert_eq!(p.signature.as_deref(), Some("YWJj+/8="));
+        assert_eq!(p.credential, Some("id-1"));
+        assert_eq!(p.signature, Some("YWJj+/8="));
         assert_eq!(
-            p.signed_headers.unwrap(),
+            p.signed_header_names().collect::<Vec<_>>(),
             ["x-ms-date", "host", "x-ms-content-sha256"]
         );
     }
@@ -103,10 +122,10 @@ mod tests {
             "hmac-sha256 credential=id, SignedHeaders=Date;HOST;x-ms-content-sha256, Signature=abc=",
         )
         .unwrap();
-        assert_eq!(p.credential.as_deref(), Some("id"));
-        assert_eq!(p.signature.as_deref(), Some("abc="));
+        assert_eq!(p.credential, Some("id"));
+        assert_eq!(p.signature, Some("abc="));
         assert_eq!(
-            p.signed_headers.unwrap(),
+            p.signed_header_names().collect::<Vec<_>>(),
             ["Date", "HOST", "x-ms-content-sha256"]
         );
     }

@@ -44,7 +44,47 @@ pub fn format_http_date(t: SystemTime) -> String {
 /// # Errors
 /// [`DateError`] for anything else.
 pub fn parse_http_date(text: &str) -> Result<SystemTime, DateError> {
-    parse_tokens(text).ok_or_else(|| DateError(text.to_owned()))
+    parse_imf_fixdate(text)
+        .or_else(|| parse_tokens(text))
+        .ok_or_else(|| DateError(text.to_owned()))
+}
+
+/// The exact 29-byte IMF-fixdate form (`Fri, 05 May 2023 08:09:10 GMT`) that
+/// nearly every client sends, without allocating. Anything else is left to
+/// the general parser.
+fn parse_imf_fixdate(text: &str) -> Option<SystemTime> {
+    let b = text.as_bytes();
+    if b.len() != 29 || &b[3..5] != b", " || b[7] != b' ' || b[11] != b' ' || b[16] != b' ' {
+        return None;
+    }
+    if b[19] != b':' || b[22] != b':' || &b[25..] != b" GMT" {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        b[range].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    if !WEEKDAYS.iter().any(|w| w.as_bytes() == &b[..3]) {
+        return None;
+    }
+    let month = MONTHS.iter().position(|m| m.as_bytes() == &b[8..11])?;
+    let date = Date::from_calendar_date(
+        i32::try_from(num(12..16)?).ok()?,
+        Month::try_from(u8::try_from(month + 1).ok()?).ok()?,
+        u8::try_from(num(5..7)?).ok()?,
+    )
+    .ok()?;
+    let clock = Time::from_hms(
+        u8::try_from(num(17..19)?).ok()?,
+        u8::try_from(num(20..22)?).ok()?,
+        u8::try_from(num(23..25)?).ok()?,
+    )
+    .ok()?;
+    let secs = PrimitiveDateTime::new(date, clock)
+        .assume_utc()
+        .unix_timestamp();
+    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
 }
 
 fn parse_tokens(text: &str) -> Option<SystemTime> {

@@ -199,39 +199,71 @@ fn check_headers(
         .header("authorization")
         .and_then(parse_authorization)
         .ok_or(Rejection::MissingAuthorization)?;
-    let (Some(signed), Some(signature)) = (&params.signed_headers, &params.signature) else {
+    let (Some(_), Some(signature)) = (params.signed_headers, params.signature) else {
         return Err(Rejection::MissingParameter);
     };
+    let signed = params.signed_header_names();
     if policy.dialect == Dialect::AppConfig {
-        let Some(credential) = &params.credential else {
+        let Some(credential) = params.credential else {
             return Err(Rejection::MissingParameter);
         };
-        if policy.credential.as_ref().is_some_and(|c| c != credential) {
+        if policy
+            .credential
+            .as_deref()
+            .is_some_and(|c| c != credential)
+        {
             return Err(Rejection::InvalidCredential);
         }
     }
 
-    let is_signed = |name: &str| signed.iter().any(|h| h.eq_ignore_ascii_case(name));
-    // x-ms-date wins over Date; whichever is used for the clock must be signed.
-    let date_name = if request.header("x-ms-date").is_some() || !is_signed("date") {
-        "x-ms-date"
+    // One pass over SignedHeaders: look each header up, note which of the
+    // required ones are listed and the first listed one that is absent.
+    let mut values = Vec::with_capacity(4);
+    let (mut has_x_ms_date, mut has_date, mut has_host) = (false, false, false);
+    let mut content_header = None;
+    let mut absent = None;
+    for name in signed {
+        let value = request.header(name);
+        if name.eq_ignore_ascii_case("x-ms-date") {
+            has_x_ms_date = true;
+        } else if name.eq_ignore_ascii_case("date") {
+            has_date = true;
+        } else if name.eq_ignore_ascii_case("host") {
+            has_host = true;
+        } else if name.eq_ignore_ascii_case("x-ms-content-sha256") {
+            content_header = Some(value);
+        }
+        match value {
+            Some(v) => values.push(v),
+            None => {
+                absent.get_or_insert(name);
+            }
+        }
+    }
+    // x-ms-date wins over Date; whichever decides freshness must be signed.
+    let x_ms_date = request.header("x-ms-date");
+    let (date_name, date_signed) = if x_ms_date.is_some() || !has_date {
+        ("x-ms-date", has_x_ms_date)
     } else {
-        "date"
+        ("date", has_date)
     };
-    for required in [date_name, "host", "x-ms-content-sha256"] {
-        if !is_signed(required) {
+    for (required, listed) in [
+        (date_name, date_signed),
+        ("host", has_host),
+        ("x-ms-content-sha256", content_header.is_some()),
+    ] {
+        if !listed {
             return Err(Rejection::RequiredSignedHeader(required.to_owned()));
         }
     }
-    let mut values = Vec::with_capacity(signed.len());
-    for name in signed {
-        match request.header(name) {
-            Some(v) => values.push(v),
-            None => return Err(Rejection::SignedHeaderNotProvided(name.clone())),
-        }
+    if let Some(name) = absent {
+        return Err(Rejection::SignedHeaderNotProvided(name.to_owned()));
     }
 
-    let date_text = request.header(date_name).ok_or(Rejection::InvalidDate)?;
+    let date_text = match x_ms_date {
+        Some(text) => text,
+        None => request.header(date_name).ok_or(Rejection::InvalidDate)?,
+    };
     let date = parse_http_date(date_text).map_err(|_| Rejection::InvalidDate)?;
     match now.duration_since(date) {
         Ok(age) if age > policy.max_skew => return Err(Rejection::Expired),
@@ -243,11 +275,15 @@ fn check_headers(
     let tag = Tag::from_base64(signature).map_err(|_| Rejection::InvalidSignature {
         detail: Some("the signature is not a base64 HMAC-SHA256 tag"),
     })?;
-    let content_hash = request
-        .header("x-ms-content-sha256")
+    let content_hash = content_header
+        .flatten()
         .and_then(|v| Tag::from_base64(v).ok())
         .map(|t| ContentHash::from_digest(*t.as_bytes()));
-    let method = request.method.to_ascii_uppercase();
+    let method = if request.method.bytes().any(|b| b.is_ascii_lowercase()) {
+        std::borrow::Cow::Owned(request.method.to_ascii_uppercase())
+    } else {
+        std::borrow::Cow::Borrowed(request.method.as_str())
+    };
     let sts = StringToSign::new(&method, &request.path_and_query, values);
     Ok((sts, tag, content_hash))
 }

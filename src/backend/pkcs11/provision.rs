@@ -2,6 +2,8 @@
 //! delete. Admin operations, kept off the signing path. Every key template
 //! is built in [`key_template`].
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
 use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
@@ -15,6 +17,18 @@ use super::error::{rv_of, Error};
 use super::module::{context, find_token, login};
 use super::{hex, hmac_key_range, KeySelector, TokenSpec};
 use crate::secret::SecretBytes;
+
+static TOKEN_WRITES: Mutex<()> = Mutex::new(());
+
+/// Serializes writes of token objects (create, generate, destroy) within
+/// this process. SoftHSM 2.6's file object store fails such writes made
+/// from several threads at once with `CKR_GENERAL_ERROR` (seen when tests
+/// import keys in parallel). Every write in this module holds it; hold it
+/// too when writing token objects through your own sessions. Signing does
+/// not take it.
+pub fn token_write_lock() -> MutexGuard<'static, ()> {
+    TOKEN_WRITES.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The attributes of every key this tool creates: a token object, private,
 /// sensitive, usable only to sign and verify, not extractable, not
@@ -174,6 +188,7 @@ impl Token {
         secret: &SecretBytes,
         allow_delete: bool,
     ) -> Result<KeyDescription, Error> {
+        let _write = token_write_lock();
         self.refuse_existing(label)?;
         self.check_length(secret.len())?;
         let id = self.new_id(id)?;
@@ -201,6 +216,7 @@ impl Token {
         bytes: usize,
         allow_delete: bool,
     ) -> Result<KeyDescription, Error> {
+        let _write = token_write_lock();
         self.refuse_existing(label)?;
         self.check_length(bytes)?;
         let id = self.new_id(id)?;
@@ -264,6 +280,7 @@ impl Token {
         if !self.describe(handle)?.destroyable {
             return Err(Error::NotDestroyable(label.to_owned()));
         }
+        let _write = token_write_lock();
         match self.session.destroy_object(handle) {
             Err(e) if rv_of(&e) == Some(RvError::ActionProhibited) => {
                 Err(Error::NotDestroyable(label.to_owned()))

@@ -95,11 +95,19 @@ pub(crate) fn parse_date(date: Option<&str>) -> Result<SystemTime, Failure> {
     }
 }
 
+/// Read size for body files: large enough that hashing, not system calls,
+/// sets the pace.
+const BODY_BUFFER: usize = 1024 * 1024;
+
 fn hash_file(path: &Path) -> Result<ContentHash, Failure> {
     let result = if path.as_os_str() == "-" {
-        ContentHash::of_reader(io::stdin().lock())
+        ContentHash::of_reader(io::BufReader::with_capacity(
+            BODY_BUFFER,
+            io::stdin().lock(),
+        ))
     } else {
-        File::open(path).and_then(ContentHash::of_reader)
+        File::open(path)
+            .and_then(|f| ContentHash::of_reader(io::BufReader::with_capacity(BODY_BUFFER, f)))
     };
     result
         .map(|(hash, _)| hash)
@@ -207,7 +215,7 @@ fn sign_line(
                 .map_err(|_| "body_b64 is not valid base64".to_owned())?,
         ),
         (None, None, Some(path)) => File::open(path)
-            .and_then(ContentHash::of_reader)
+            .and_then(|f| ContentHash::of_reader(io::BufReader::with_capacity(BODY_BUFFER, f)))
             .map(|(h, _)| h)
             .map_err(|e| format!("cannot read body file {}: {e}", path.display()))?,
         _ => return Err("give at most one of body, body_b64, body_file".to_owned()),
