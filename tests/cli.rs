@@ -671,6 +671,15 @@ fn help_lists_every_command() {
 mod pkcs11 {
     use super::*;
     use common::hsm::{spec, unique_label};
+    use std::sync::{Mutex, MutexGuard};
+
+    /// These tests start processes that write to one SoftHSM token, and
+    /// SoftHSM's file store does not isolate a reader from a concurrent
+    /// writer in another process: run them one at a time.
+    fn one_at_a_time() -> MutexGuard<'static, ()> {
+        static TOKEN: Mutex<()> = Mutex::new(());
+        TOKEN.lock().unwrap_or_else(|e| e.into_inner())
+    }
 
     fn token_label() -> String {
         std::env::var("HSM_SIGNER_TOKEN_LABEL").unwrap()
@@ -679,6 +688,7 @@ mod pkcs11 {
     #[test]
     fn import_sign_verify_list_end_to_end() {
         let Some(_) = spec() else { return };
+        let _token = one_at_a_time();
         let label = unique_label("cli");
         let tl = token_label();
         let out = run(hsm_signer().args([
@@ -803,7 +813,7 @@ mod pkcs11 {
         // key list --format json
         let list =
             run(hsm_signer().args(["key", "list", "--token-label", &tl, "--format", "json"]));
-        assert_eq!(list.code, 0);
+        assert_eq!(list.code, 0, "{}", list.stderr);
         let keys: Vec<Value> = serde_json::from_str(&list.stdout).unwrap();
         let k = keys.iter().find(|k| k["label"] == label.as_str()).unwrap();
         assert_eq!(k["length"], 64);
@@ -841,6 +851,7 @@ mod pkcs11 {
     #[test]
     fn import_from_stdin_generate_and_delete() {
         let Some(_) = spec() else { return };
+        let _token = one_at_a_time();
         let tl = token_label();
         let label = unique_label("stdin");
         let out = run(hsm_signer()
@@ -907,6 +918,7 @@ mod pkcs11 {
     #[test]
     fn user_errors_are_clear() {
         let Some(_) = spec() else { return };
+        let _token = one_at_a_time();
         let tl = token_label();
         let label = unique_label("e");
         let out = run(hsm_signer().args([

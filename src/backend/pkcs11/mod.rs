@@ -110,9 +110,18 @@ impl KeySelector {
         if self.label.is_none() && self.id.is_none() {
             return Err(Error::KeyNotNamed);
         }
-        let found = session
-            .find_objects(&self.template())
-            .map_err(Error::op("finding the key"))?;
+        // A key another process has just written can be briefly invisible in
+        // SoftHSM's file store: look again a few times before "not found".
+        let mut found = Vec::new();
+        for attempt in 1..=module::TRANSIENT_RETRIES {
+            found = session
+                .find_objects(&self.template())
+                .map_err(Error::op("finding the key"))?;
+            if !found.is_empty() || attempt == module::TRANSIENT_RETRIES {
+                break;
+            }
+            module::transient_pause(attempt);
+        }
         match found.as_slice() {
             [one] => Ok(*one),
             [] => Err(Error::KeyNotFound {

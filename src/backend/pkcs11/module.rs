@@ -12,6 +12,19 @@ use secrecy::SecretString;
 
 use super::error::{rv_of, Ck, Error};
 
+/// Attempts at a read-only step that can fail while another process writes
+/// to the token (SoftHSM's file object store).
+pub(crate) const TRANSIENT_RETRIES: usize = 6;
+
+/// The pause after failed attempt `attempt` (1-based): 10 ms, doubling, so
+/// at most about 310 ms in all, spent only on the failure path.
+pub(crate) fn transient_pause(attempt: usize) {
+    let exponent = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX)
+        .min(8);
+    std::thread::sleep(std::time::Duration::from_millis(10u64 << exponent));
+}
+
 static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
 
 /// The process-wide context for the module at `path`, loaded and
@@ -76,17 +89,33 @@ pub struct FoundToken {
 /// [`Error::TokenNotFound`], [`Error::SlotNotFound`] or
 /// [`Error::TokenNotNamed`], each listing the tokens present.
 pub fn find_token(ctx: &Pkcs11, selector: &TokenSelector) -> Result<FoundToken, Error> {
+    // SoftHSM's file store can fail to read a token for a moment while
+    // another process rewrites it: scan again a few times before concluding
+    // that the token is not there.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match scan_tokens(ctx, selector) {
+            Err(_) if attempt < TRANSIENT_RETRIES => transient_pause(attempt),
+            other => return other,
+        }
+    }
+}
+
+fn scan_tokens(ctx: &Pkcs11, selector: &TokenSelector) -> Result<FoundToken, Error> {
     let slots = ctx
-        .get_slots_with_initialized_token()
+        .get_slots_with_token()
         .map_err(Error::op("listing slots"))?;
     let mut tokens = Vec::new();
     for slot in slots {
-        // A slot whose token cannot be read is skipped, not fatal.
+        // A token that cannot be read now is left out of this scan.
         if let Ok(info) = ctx.get_token_info(slot) {
-            tokens.push(FoundToken {
-                slot,
-                label: info.label().trim_end().to_owned(),
-            });
+            if info.token_initialized() {
+                tokens.push(FoundToken {
+                    slot,
+                    label: info.label().trim_end().to_owned(),
+                });
+            }
         }
     }
     let available = || {
