@@ -7,11 +7,11 @@ mod common;
 
 use std::sync::Mutex;
 
-use common::hsm::{spec, unique_label};
+use common::hsm::{open_label, spec, unique_label};
 use cryptoki::session::UserType;
 use hsm_signer::backend::pkcs11::module::{context, find_token};
 use hsm_signer::backend::pkcs11::provision::Token;
-use hsm_signer::backend::pkcs11::{KeySelector, Pkcs11Backend, PoolOptions};
+use hsm_signer::backend::pkcs11::Pkcs11Backend;
 use hsm_signer::{KeyBackend, SecretBytes, SoftwareKey};
 
 /// The tests here disturb the whole module: one at a time.
@@ -29,15 +29,7 @@ fn setup() -> Option<(
         .unwrap()
         .import(&label, None, &SecretBytes::new(key.clone()), true)
         .unwrap();
-    let backend = Pkcs11Backend::open(
-        &spec,
-        &KeySelector {
-            label: Some(label),
-            id: None,
-        },
-        PoolOptions::default(),
-    )
-    .unwrap();
+    let backend = open_label(&spec, &label);
     Some((spec, backend, SoftwareKey::new(SecretBytes::new(key))))
 }
 

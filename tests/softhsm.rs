@@ -33,6 +33,22 @@ fn software(key: &[u8]) -> SoftwareKey {
     SoftwareKey::new(SecretBytes::new(key.to_vec()))
 }
 
+/// `pkcs11-tool` logged in to the test token, with `args` after.
+fn pkcs11_tool(spec: &TokenSpec, token: &str, args: &[&str]) -> std::process::Output {
+    Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(&spec.module)
+        .args([
+            "--login",
+            "--pin",
+            spec.pin.as_ref().unwrap().expose_secret(),
+        ])
+        .args(["--token-label", token])
+        .args(args)
+        .output()
+        .expect("pkcs11-tool (opensc) is installed by scripts/test.sh")
+}
+
 /// Creates a key with a raw template, bypassing the product's checks.
 fn create_raw(spec: &TokenSpec, template: &[Attribute]) {
     let ctx = context(&spec.module).unwrap();
@@ -149,18 +165,11 @@ fn key_value_cannot_be_read_back() {
     assert!(token.session().destroy_object(handle).is_err());
 
     // An independent client: pkcs11-tool cannot read the value either.
-    let out = Command::new("pkcs11-tool")
-        .args([
-            "--module",
-            spec.module.to_str().unwrap(),
-            "--login",
-            "--pin",
-        ])
-        .arg(spec.pin.as_ref().unwrap().expose_secret())
-        .args(["--token-label", token.label()])
-        .args(["--read-object", "--type", "secrkey", "--id", &hex(&id)])
-        .output()
-        .expect("pkcs11-tool (opensc) is installed by scripts/test.sh");
+    let out = pkcs11_tool(
+        &spec,
+        token.label(),
+        &["--read-object", "--type", "secrkey", "--id", &hex(&id)],
+    );
     assert!(!out.status.success(), "pkcs11-tool read the key value");
     assert!(
         !out.stdout.windows(4).any(|w| w == [0x42; 4]),
@@ -181,24 +190,19 @@ fn pkcs11_tool_computes_the_same_hmac() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::write(&input, b"GET\n/kv\nFri, 11 May 2018 18:48:36 GMT;h;x").unwrap();
-    let out = Command::new("pkcs11-tool")
-        .args([
-            "--module",
-            spec.module.to_str().unwrap(),
-            "--login",
-            "--pin",
-        ])
-        .arg(spec.pin.as_ref().unwrap().expose_secret())
-        .args([
-            "--token-label",
-            token.label(),
+    let out = pkcs11_tool(
+        &spec,
+        token.label(),
+        &[
             "--sign",
             "-m",
             "SHA256-HMAC",
-        ])
-        .args(["--id", &hex(&id), "--input-file", input.to_str().unwrap()])
-        .output()
-        .unwrap();
+            "--id",
+            &hex(&id),
+            "--input-file",
+            input.to_str().unwrap(),
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -100,38 +100,21 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
     fn verify(&self, msg: &[u8], tag: &Tag) -> Result<(), VerifyError>;
 }
 
-impl<T: KeyBackend + ?Sized> KeyBackend for &T {
-    fn info(&self) -> &KeyInfo {
-        (**self).info()
-    }
-    fn sign(&self, msg: &[u8]) -> Result<Tag, Error> {
-        (**self).sign(msg)
-    }
-    fn verify(&self, msg: &[u8], tag: &Tag) -> Result<(), VerifyError> {
-        (**self).verify(msg, tag)
-    }
+/// References and smart pointers to a backend are backends.
+macro_rules! forward_key_backend {
+    ($($ptr:ty),*) => {$(
+        impl<T: KeyBackend + ?Sized> KeyBackend for $ptr {
+            fn info(&self) -> &KeyInfo {
+                (**self).info()
+            }
+            fn sign(&self, msg: &[u8]) -> Result<Tag, Error> {
+                (**self).sign(msg)
+            }
+            fn verify(&self, msg: &[u8], tag: &Tag) -> Result<(), VerifyError> {
+                (**self).verify(msg, tag)
+            }
+        }
+    )*};
 }
 
-impl<T: KeyBackend + ?Sized> KeyBackend for Box<T> {
-    fn info(&self) -> &KeyInfo {
-        (**self).info()
-    }
-    fn sign(&self, msg: &[u8]) -> Result<Tag, Error> {
-        (**self).sign(msg)
-    }
-    fn verify(&self, msg: &[u8], tag: &Tag) -> Result<(), VerifyError> {
-        (**self).verify(msg, tag)
-    }
-}
-
-impl<T: KeyBackend + ?Sized> KeyBackend for std::sync::Arc<T> {
-    fn info(&self) -> &KeyInfo {
-        (**self).info()
-    }
-    fn sign(&self, msg: &[u8]) -> Result<Tag, Error> {
-        (**self).sign(msg)
-    }
-    fn verify(&self, msg: &[u8], tag: &Tag) -> Result<(), VerifyError> {
-        (**self).verify(msg, tag)
-    }
-}
+forward_key_backend!(&T, Box<T>, std::sync::Arc<T>);

@@ -69,14 +69,18 @@ pub fn import_for_test(key: &[u8]) -> Option<Arc<dyn KeyBackend>> {
     token
         .import(&label, None, &SecretBytes::new(padded), true)
         .expect("import test key");
-    let backend = Pkcs11Backend::open(
-        &spec,
+    Some(Arc::new(open_label(&spec, &label)))
+}
+
+/// Opens the key labelled `label` in the test token with default pool options.
+pub fn open_label(spec: &TokenSpec, label: &str) -> Pkcs11Backend {
+    Pkcs11Backend::open(
+        spec,
         &KeySelector {
-            label: Some(label),
+            label: Some(label.to_owned()),
             id: None,
         },
         PoolOptions::default(),
     )
-    .expect("open imported key");
-    Some(Arc::new(backend))
+    .expect("open the test key")
 }

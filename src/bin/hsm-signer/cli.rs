@@ -115,16 +115,24 @@ pub(crate) enum ListFormat {
     Json,
 }
 
+/// Which HMAC dialect, and the access key id that goes with it.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct DialectArgs {
+    /// Signing dialect [default: acs]
+    #[arg(long, value_enum)]
+    pub(crate) dialect: Option<DialectArg>,
+    /// Access key id (appconfig): sent when signing; the only one accepted
+    /// when verifying (any id when absent)
+    #[arg(long, value_name = "ID")]
+    pub(crate) credential: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct SignArgs {
     #[command(flatten)]
     pub(crate) key: KeyArgs,
-    /// Signing dialect [default: acs]
-    #[arg(long, value_enum)]
-    pub(crate) dialect: Option<DialectArg>,
-    /// Access key id (appconfig)
-    #[arg(long, value_name = "ID")]
-    pub(crate) credential: Option<String>,
+    #[command(flatten)]
+    pub(crate) scheme: DialectArgs,
     /// Request date instead of now, e.g. "Fri, 11 May 2018 18:48:36 GMT"
     #[arg(long, value_name = "HTTP-DATE")]
     pub(crate) date: Option<String>,
@@ -152,12 +160,8 @@ pub(crate) struct SignArgs {
 pub(crate) struct VerifyArgs {
     #[command(flatten)]
     pub(crate) key: KeyArgs,
-    /// Signing dialect [default: acs]
-    #[arg(long, value_enum)]
-    pub(crate) dialect: Option<DialectArg>,
-    /// Accepted access key id (appconfig); any id when absent
-    #[arg(long, value_name = "ID")]
-    pub(crate) credential: Option<String>,
+    #[command(flatten)]
+    pub(crate) scheme: DialectArgs,
     /// Current time instead of the clock
     #[arg(long, value_name = "HTTP-DATE")]
     pub(crate) now: Option<String>,
@@ -208,8 +212,9 @@ pub(crate) enum KeyCommand {
     Delete(KeyDeleteArgs),
 }
 
+/// Where a new key goes and what it is called.
 #[derive(Debug, Args)]
-pub(crate) struct KeyImportArgs {
+pub(crate) struct NewKeyArgs {
     #[command(flatten)]
     pub(crate) token: TokenArgs,
     /// Label of the new key
@@ -218,33 +223,30 @@ pub(crate) struct KeyImportArgs {
     /// Id of the new key, hex [default: random 8 bytes]
     #[arg(long, value_name = "HEX")]
     pub(crate) id: Option<String>,
-    /// Environment variable holding the base64 secret
-    #[arg(long, value_name = "VAR", conflicts_with = "from_file")]
-    pub(crate) from_env: Option<String>,
-    /// File holding the base64 secret (default: standard input)
-    #[arg(long, value_name = "PATH")]
-    pub(crate) from_file: Option<PathBuf>,
     /// Make the key destroyable (key delete works on it)
     #[arg(long)]
     pub(crate) allow_delete: bool,
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct KeyImportArgs {
+    #[command(flatten)]
+    pub(crate) new: NewKeyArgs,
+    /// Environment variable holding the base64 secret
+    #[arg(long, value_name = "VAR", conflicts_with = "from_file")]
+    pub(crate) from_env: Option<String>,
+    /// File holding the base64 secret (default: standard input)
+    #[arg(long, value_name = "PATH")]
+    pub(crate) from_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct KeyGenerateArgs {
     #[command(flatten)]
-    pub(crate) token: TokenArgs,
-    /// Label of the new key
-    #[arg(long)]
-    pub(crate) label: String,
-    /// Id of the new key, hex [default: random 8 bytes]
-    #[arg(long, value_name = "HEX")]
-    pub(crate) id: Option<String>,
+    pub(crate) new: NewKeyArgs,
     /// Key length in bytes
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub(crate) bytes: usize,
-    /// Make the key destroyable (key delete works on it)
-    #[arg(long)]
-    pub(crate) allow_delete: bool,
 }
 
 #[derive(Debug, Args)]

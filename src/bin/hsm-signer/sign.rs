@@ -45,8 +45,12 @@ struct SignJson<'a> {
 }
 
 pub(crate) fn run(args: &SignArgs, profile: &Profile) -> Result<ExitCode, Failure> {
-    let dialect = keys::dialect(args.dialect, profile)?;
-    let credential = args.credential.as_deref().or(profile.credential.as_deref());
+    let dialect = keys::dialect(args.scheme.dialect, profile)?;
+    let credential = args
+        .scheme
+        .credential
+        .as_deref()
+        .or(profile.credential.as_deref());
     if args.batch {
         let backend = keys::open_backend(&args.key, profile)?;
         return batch(&*backend, dialect, credential);

@@ -149,7 +149,8 @@ fn describe_line(d: &KeyDescription) -> String {
 }
 
 fn import(args: &KeyImportArgs, profile: &Profile) -> Result<ExitCode, Failure> {
-    let id = args.id.as_deref().map(parse_hex).transpose()?;
+    let new = &args.new;
+    let id = new.id.as_deref().map(parse_hex).transpose()?;
     let source = match (&args.from_env, &args.from_file) {
         (Some(var), _) => SecretSource::Env(var.clone()),
         (None, Some(path)) if path.as_os_str() != "-" => SecretSource::File(path.clone()),
@@ -157,21 +158,22 @@ fn import(args: &KeyImportArgs, profile: &Profile) -> Result<ExitCode, Failure> 
     };
     // Read and check the secret before logging in.
     let secret = SecretBytes::read_base64(&source).context("cannot read the secret to import")?;
-    let token = open_token(&args.token, profile)?;
+    let token = open_token(&new.token, profile)?;
     let d = token
-        .import(&args.label, id.as_deref(), &secret, args.allow_delete)
-        .context(format!("cannot import key {:?}", args.label))?;
+        .import(&new.label, id.as_deref(), &secret, new.allow_delete)
+        .context(format!("cannot import key {:?}", new.label))?;
     drop(secret);
     writeln!(io::stdout().lock(), "imported {}", describe_line(&d))?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn generate(args: &KeyGenerateArgs, profile: &Profile) -> Result<ExitCode, Failure> {
-    let id = args.id.as_deref().map(parse_hex).transpose()?;
-    let token = open_token(&args.token, profile)?;
+    let new = &args.new;
+    let id = new.id.as_deref().map(parse_hex).transpose()?;
+    let token = open_token(&new.token, profile)?;
     let d = token
-        .generate(&args.label, id.as_deref(), args.bytes, args.allow_delete)
-        .context(format!("cannot generate key {:?}", args.label))?;
+        .generate(&new.label, id.as_deref(), args.bytes, new.allow_delete)
+        .context(format!("cannot generate key {:?}", new.label))?;
     writeln!(io::stdout().lock(), "generated {}", describe_line(&d))?;
     Ok(ExitCode::SUCCESS)
 }

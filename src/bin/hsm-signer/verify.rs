@@ -25,8 +25,9 @@ struct VerifyJson {
 
 pub(crate) fn run(args: &VerifyArgs, profile: &Profile) -> Result<ExitCode, Failure> {
     let policy = VerifyPolicy {
-        dialect: keys::dialect(args.dialect, profile)?,
+        dialect: keys::dialect(args.scheme.dialect, profile)?,
         credential: args
+            .scheme
             .credential
             .clone()
             .or_else(|| profile.credential.clone()),
