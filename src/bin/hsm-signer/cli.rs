@@ -34,6 +34,12 @@ pub(crate) enum Command {
     Key(KeyCommand),
     /// Check a PKCS#11 token end to end
     Doctor(DoctorArgs),
+    /// Serve the Cloud-HSM style HMAC REST API backed by the token
+    #[cfg(feature = "server")]
+    Serve(ServeArgs),
+    /// Reverse proxy that signs every request with the key
+    #[cfg(feature = "server")]
+    Proxy(ProxyArgs),
 }
 
 /// Where the PKCS#11 token is and how to log in.
@@ -277,4 +283,57 @@ pub(crate) struct DoctorArgs {
     /// Key to check (id, hex)
     #[arg(long, value_name = "HEX")]
     pub(crate) key_id: Option<String>,
+}
+
+#[cfg(feature = "server")]
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) token: TokenArgs,
+    /// Address to listen on, e.g. 127.0.0.1:8443
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// Clients authenticate with the App Configuration HMAC scheme; the
+    /// secret of client ID is the token key labelled PREFIX + ID
+    #[arg(long, value_name = "PREFIX", default_value = "client:")]
+    pub(crate) client_key_prefix: String,
+    /// Also accept `Authorization: Bearer <token>` with the token in this file
+    #[arg(long, value_name = "PATH")]
+    pub(crate) bearer_token_file: Option<PathBuf>,
+    /// No authentication at all (only on a loopback address)
+    #[arg(long)]
+    pub(crate) insecure_no_auth: bool,
+    /// Largest request body in bytes (413 above)
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    pub(crate) max_payload: usize,
+    /// PKCS#11 operations run at most this many at a time
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub(crate) sessions: usize,
+    /// Key used by /healthz for its round trip (generated if absent)
+    #[arg(long, value_name = "LABEL", default_value = "hsm-signer-health")]
+    pub(crate) health_key: String,
+}
+
+#[cfg(feature = "server")]
+#[derive(Debug, Args)]
+pub(crate) struct ProxyArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyArgs,
+    #[command(flatten)]
+    pub(crate) scheme: DialectArgs,
+    /// Address to listen on, e.g. 127.0.0.1:8080
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// Upstream origin, e.g. https://contoso.communication.azure.com
+    #[arg(long, value_name = "URL")]
+    pub(crate) upstream: String,
+    /// Only forward paths starting with this prefix (repeatable; default: all)
+    #[arg(long, value_name = "PREFIX")]
+    pub(crate) allow_path_prefix: Vec<String>,
+    /// Allow listening on a non-loopback address
+    #[arg(long)]
+    pub(crate) allow_non_loopback: bool,
+    /// Bodies larger than this many bytes spill to a temporary file
+    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub(crate) spill_threshold: usize,
 }

@@ -31,7 +31,7 @@ fn uri(args: &TokenArgs, profile: &Profile) -> Result<Option<Pkcs11Uri>, Failure
 }
 
 /// Token, module and PIN: flag > URI > environment > profile > prompt (TTY only).
-fn token_spec(args: &TokenArgs, profile: &Profile) -> Result<TokenSpec, Failure> {
+pub(crate) fn token_spec(args: &TokenArgs, profile: &Profile) -> Result<TokenSpec, Failure> {
     let uri = uri(args, profile)?.unwrap_or_default();
     let module = args
         .module
