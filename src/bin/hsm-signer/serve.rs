@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::{to_bytes, Body, Bytes};
-use axum::extract::{MatchedPath, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -120,15 +120,20 @@ impl ApiError {
             B::Pkcs11(p11::Error::KeyCannotSign { .. } | p11::Error::KeyTooShort { .. }) => {
                 Self::bad_request(format!("key {label:?} cannot be used: {e}"))
             }
-            other => {
-                tracing::error!(key = label, error = %crate::sign::error_chain(other), "HSM failure");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "hsm_unavailable",
-                    "the HSM is not available; try again later",
-                )
-            }
+            other => Self::unavailable(label, other),
         }
+    }
+}
+
+impl ApiError {
+    /// 503: the HSM failed. The cause goes to the log, not to the client.
+    fn unavailable(what: &str, e: &dyn std::error::Error) -> Self {
+        tracing::error!(key = what, error = %crate::sign::error_chain(e), "HSM failure");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "hsm_unavailable",
+            "the HSM is not available; try again later",
+        )
     }
 }
 
@@ -280,16 +285,8 @@ fn token_error(e: &p11::Error) -> ApiError {
             format!("no key with {selector}"),
         ),
         p11::Error::KeyLength { .. } => ApiError::bad_request(e.to_string()),
-        other => ApiError::from_backend(
-            "token",
-            &hsm_signer::backend::Error::Pkcs11(clone_err(other)),
-        ),
+        other => ApiError::unavailable("token", other),
     }
-}
-
-/// Token errors are not `Clone`; keep the message for the log.
-fn clone_err(e: &p11::Error) -> p11::Error {
-    p11::Error::Uri(e.to_string())
 }
 
 // ---------------------------------------------------------------- handlers
@@ -523,10 +520,9 @@ async fn verify_hmac(
     let valid = st
         .hsm(move |st| {
             st.with_key(&key_name, |b| {
-                // A tag of the wrong length is simply not the right tag, but
-                // the key must still exist (404 otherwise).
+                // A tag of the wrong length is simply not the right tag (the
+                // key was still looked up: an unknown key is 404).
                 let Ok(tag) = Tag::from_slice(&signature) else {
-                    b.info();
                     return Ok(false);
                 };
                 match b.verify(&payload, &tag) {
@@ -574,6 +570,23 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         st.metrics.render(in_use, st.sessions),
     )
         .into_response()
+}
+
+/// Test hook: logs the application out of the token from a separate
+/// session, which invalidates every session's login and key handle, as a
+/// token reset would. The pools must recover without failing a request.
+async fn test_logout(State(st): State<Arc<AppState>>) -> Result<StatusCode, ApiError> {
+    st.hsm(|st| -> Result<(), p11::Error> {
+        let ctx = p11::module::context(&st.spec.module)?;
+        let slot = p11::module::find_token(&ctx, &st.spec.token)?.slot;
+        let session = ctx
+            .open_ro_session(slot)
+            .map_err(p11::Error::op("opening a session"))?;
+        session.logout().map_err(p11::Error::op("logging out"))
+    })
+    .await?
+    .map_err(|e| ApiError::unavailable("test hook", &e))?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn not_found() -> ApiError {
@@ -826,17 +839,22 @@ pub(crate) fn router(st: Arc<AppState>) -> Router {
         .route("/v1/synchronousHmac", post(synchronous_hmac))
         .route("/v1/verify", post(verify_hmac))
         .route_layer(middleware::from_fn(client_to_response))
-        .route_layer(middleware::from_fn_with_state(st.clone(), authenticate));
-    Router::new()
-        .merge(api)
-        .route("/healthz", get(healthz))
+        .route_layer(middleware::from_fn_with_state(st.clone(), authenticate))
+        // `authenticate` reads the body under --max-payload; no second limit.
+        .layer(DefaultBodyLimit::disable());
+    let mut app = Router::new().merge(api);
+    if std::env::var("HSM_SIGNER_TEST_HOOKS").as_deref() == Ok("1") {
+        tracing::warn!("test hooks enabled (HSM_SIGNER_TEST_HOOKS=1): never in production");
+        app = app.route("/_test/logout", post(test_logout));
+    }
+    app.route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(st.clone(), track))
         .with_state(st)
 }
 
-fn init_logging() {
+pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HSM_SIGNER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
