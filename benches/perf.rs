@@ -608,11 +608,216 @@ fn row6() -> Row {
     row
 }
 
+/// A child server started from the release binary; killed on drop.
+struct Child(std::process::Child, String);
+
+impl Child {
+    fn start(cmd: &mut Command) -> Self {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap()
+            .to_owned();
+        Self(child, addr)
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Requests per second from `conns` concurrent keep-alive clients for `window`.
+fn http_rate(
+    rt: &tokio::runtime::Runtime,
+    window: Duration,
+    conns: usize,
+    make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + Clone + 'static,
+) -> f64 {
+    rt.block_on(async move {
+        let http = reqwest::Client::new();
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..conns {
+            let http = http.clone();
+            let make = make.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut n = 0u64;
+                while start.elapsed() < window {
+                    let r = make(&http).send().await.unwrap();
+                    assert!(r.status().is_success(), "{}", r.status());
+                    r.bytes().await.unwrap();
+                    n += 1;
+                }
+                n
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap();
+        }
+        total as f64 / start.elapsed().as_secs_f64()
+    })
+}
+
+fn row7(env: &Env) -> Row {
+    let bearer = env.dir.join("bearer");
+    std::fs::write(&bearer, "bench-bearer-token\n").unwrap();
+    let server = Child::start(
+        Command::new(&env.bin)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--token-label",
+                &env.token,
+            ])
+            .arg("--bearer-token-file")
+            .arg(&bearer)
+            .env("HSM_SIGNER_LOG", "warn"),
+    );
+    let url = format!("http://{}/v1/synchronousHmac", server.1);
+    let payload = STANDARD.encode(msg256());
+    let body = format!(
+        r#"{{"hmacRequest":{{"keyName":"{}","payload":"{payload}"}}}}"#,
+        env.key_label
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ours_backend = Arc::new(env.backend());
+    let msg = Arc::new(msg256());
+    let (o, r) = paired(
+        || {
+            let (url, body) = (url.clone(), body.clone());
+            http_rate(&rt, env.window, 16, move |c| {
+                c.post(&url)
+                    .header("Authorization", "Bearer bench-bearer-token")
+                    .body(body.clone())
+            })
+        },
+        || {
+            two_threads(env.window, || {
+                let b = ours_backend.clone();
+                let msg = msg.clone();
+                Box::new(move || {
+                    b.sign(&msg).unwrap();
+                })
+            })
+        },
+    );
+    let mut row = rate_row(
+        7,
+        "`serve` POST /v1/synchronousHmac, 16 keep-alive clients, bearer auth",
+        o,
+        r,
+        "in-process backend, 2 threads",
+        0.60,
+    );
+    row.unit = "req/s";
+    row.note = "load generator shares the 2 cores".into();
+    row
+}
+
+/// Median latency (ms) of `n` sequential GETs.
+fn p50_ms(rt: &tokio::runtime::Runtime, url: &str, n: usize) -> f64 {
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            let start = Instant::now();
+            let r = http.get(url).send().await.unwrap();
+            assert!(r.status().is_success());
+            r.bytes().await.unwrap();
+            v.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+        stat(v).median
+    })
+}
+
+/// An upstream that answers after `delay` (0: at once).
+fn upstream(rt: &tokio::runtime::Runtime, delay: Duration) -> String {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let app = axum::Router::new().fallback(move || async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        "{\"ok\":true}"
+    });
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn row8(env: &Env, delay: Duration, n: u8) -> Row {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let up = upstream(&rt, delay);
+    let proxy = Child::start(
+        Command::new(&env.bin)
+            .args([
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                &format!("http://{up}"),
+            ])
+            .args(token_args(env))
+            .env("HSM_SIGNER_LOG", "warn"),
+    );
+    let direct = format!("http://{up}/identities?api-version=2023-10-01");
+    let via = format!("http://{}/identities?api-version=2023-10-01", proxy.1);
+    p50_ms(&rt, &via, 50);
+    let (o, r) = paired(|| p50_ms(&rt, &via, 300), || p50_ms(&rt, &direct, 300));
+    let ratio = o.median / r.median;
+    let what = if delay.is_zero() {
+        "`proxy` GET latency p50, upstream answers at once".to_owned()
+    } else {
+        format!(
+            "`proxy` GET latency p50, upstream takes {} ms",
+            delay.as_millis()
+        )
+    };
+    Row {
+        n,
+        what,
+        unit: "ms",
+        ours: o,
+        reference: r,
+        reference_name: "the same GET sent directly to the upstream".into(),
+        ratio,
+        target: "<= 1.50x".into(),
+        ok: ratio <= 1.5,
+        note: "300 sequential requests per repetition".into(),
+    }
+}
+
 fn fmt(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
-    } else {
+    } else if v >= 1.0 {
         format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
     }
 }
 
@@ -635,6 +840,9 @@ fn main() {
     run(4, &|| row4(&env));
     run(5, &|| row5(&env).0);
     run(6, &row6);
+    run(7, &|| row7(&env));
+    run(8, &|| row8(&env, Duration::ZERO, 8));
+    run(9, &|| row8(&env, Duration::from_millis(2), 9));
 
     println!();
     println!("hsm-signer benchmarks: median [min..max] of {REPS} repetitions, ours and reference interleaved in one run");
