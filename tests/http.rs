@@ -844,3 +844,102 @@ fn proxy_refuses_non_loopback_without_the_flag() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("without a path"));
 }
+
+#[test]
+fn serve_over_tls() {
+    let Some(_) = spec() else { return };
+    let _token = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args([
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let bearer = dir.path().join("bearer");
+    std::fs::write(&bearer, "tls-bearer\n").unwrap();
+    let server = start_serve(
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--bearer-token-file",
+            bearer.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let https = |path: &str, extra: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-s", "-i", "--cacert", cert.to_str().unwrap()])
+            .args(extra)
+            .arg(format!("https://{}{path}", server.addr))
+            .output()
+            .unwrap();
+        parse_reply(&out.stdout)
+    };
+    let r = https("/healthz", &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = https("/v1/key", &["-H", "Authorization: Bearer tls-bearer"]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(https("/v1/key", &[]).status, 401);
+    // Plain HTTP on the TLS port gets no answer, and the server carries on.
+    let plain = curl("GET", &format!("http://{}/healthz", server.addr), &[], b"");
+    assert_ne!(plain.status, 200);
+    assert_eq!(https("/healthz", &[]).status, 200);
+    assert!(server.stop().success());
+
+    // A key that does not match the certificate: refused at start.
+    let other = dir.path().join("other.pem");
+    Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-out",
+        ])
+        .arg(&other)
+        .output()
+        .unwrap();
+    let args = serve_args(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        other.to_str().unwrap(),
+        "--bearer-token-file",
+        bearer.to_str().unwrap(),
+    ]);
+    let out = Command::new(bin()).args(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("do not go together"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -293,6 +293,12 @@ pub(crate) struct ServeArgs {
     /// Address to listen on, e.g. 127.0.0.1:8443
     #[arg(long, value_name = "ADDR")]
     pub(crate) listen: std::net::SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM)
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// Private key for --tls-cert (PEM)
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
     /// Clients authenticate with the App Configuration HMAC scheme; the
     /// secret of client ID is the token key labelled PREFIX + ID
     #[arg(long, value_name = "PREFIX", default_value = "client:")]

@@ -904,6 +904,10 @@ pub(crate) fn run(args: &ServeArgs, profile: &Profile) -> Result<ExitCode, Failu
         )));
     }
     drop(token);
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+        _ => None,
+    };
 
     let state = Arc::new(AppState {
         spec,
@@ -925,24 +929,96 @@ pub(crate) fn run(args: &ServeArgs, profile: &Profile) -> Result<ExitCode, Failu
         .max_blocking_threads(args.sessions.max(1) + 2)
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args.listen, state, clients))?;
+    runtime.block_on(serve(args.listen, state, clients, tls))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(listen: SocketAddr, state: Arc<AppState>, clients: usize) -> Result<(), Failure> {
+/// A rustls server configuration (ring provider, TLS 1.2 and 1.3) from PEM files.
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<rustls::ServerConfig>, Failure> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .context(format!("cannot read certificates from {}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(Failure::msg(format!(
+            "no certificate in {}",
+            cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).context(format!(
+        "cannot read the private key from {}",
+        key.display()
+    ))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("cannot set up TLS")?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .context("the TLS certificate and key do not go together")?;
+    Ok(Arc::new(config))
+}
+
+async fn serve(
+    listen: SocketAddr,
+    state: Arc<AppState>,
+    clients: usize,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .context(format!("cannot listen on {listen}"))?;
     let local = listener
         .local_addr()
         .context("cannot read the listening address")?;
-    tracing::info!(%local, client_keys = clients, "serving the HMAC API");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%local, scheme, client_keys = clients, "serving the HMAC API");
     // Tests and scripts wait for this line on stdout.
     println!("listening on {local}");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(crate::shutdown_signal())
-        .await
-        .context("server failed")?;
+    match tls {
+        None => axum::serve(listener, router(state))
+            .with_graceful_shutdown(crate::shutdown_signal())
+            .await
+            .context("server failed")?,
+        Some(config) => serve_tls(listener, router(state), config).await,
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// HTTPS: a TLS handshake (10 s at most) then HTTP/1.1 on each connection;
+/// on SIGTERM/SIGINT stop accepting and let open connections finish.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    config: Arc<rustls::ServerConfig>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(crate::shutdown_signal());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((tcp, _peer)) = accepted else { continue };
+                let acceptor = acceptor.clone();
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp));
+                    let Ok(Ok(stream)) = handshake.await else { return };
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    let _ = watcher.watch(conn).await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
