@@ -943,3 +943,79 @@ fn serve_over_tls() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The token directory of the SoftHSM configuration in use.
+fn token_dir() -> std::path::PathBuf {
+    let conf = std::fs::read_to_string(std::env::var("SOFTHSM2_CONF").unwrap()).unwrap();
+    conf.lines()
+        .find_map(|l| l.trim().strip_prefix("directories.tokendir"))
+        .map(|v| v.trim_start_matches([' ', '=']).trim().into())
+        .unwrap()
+}
+
+#[test]
+fn serve_503_while_the_hsm_is_gone_then_recovers() {
+    let Some(_) = spec() else { return };
+    let _token = one_at_a_time();
+    let key = unique_label("gone-hsm");
+    import(&key, 32);
+    let dir = tempfile::tempdir().unwrap();
+    let bearer = dir.path().join("bearer");
+    std::fs::write(&bearer, "t\n").unwrap();
+    let server = start_serve(&["--bearer-token-file", bearer.to_str().unwrap()], &[]);
+    let auth = vec![("Authorization".to_owned(), "Bearer t".to_owned())];
+    let body = format!(r#"{{"hmacRequest":{{"keyName":"{key}","payload":"YXNk"}}}}"#);
+    let hmac = || {
+        curl(
+            "POST",
+            &format!("http://{}/v1/synchronousHmac", server.addr),
+            &auth,
+            body.as_bytes(),
+        )
+    };
+    let first = hmac();
+    assert_eq!(first.status, 200, "{}", first.body);
+
+    // The token disappears (as an HSM that restarts or is unplugged).
+    let tokens = token_dir();
+    let away = tokens.with_extension("away");
+    std::fs::rename(&tokens, &away).unwrap();
+    let restore = scopeguard(&away, &tokens);
+    for _ in 0..3 {
+        let r = hmac();
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert_eq!(r.json()["error"], "hsm_unavailable");
+    }
+    let health = curl("GET", &format!("http://{}/healthz", server.addr), &[], b"");
+    assert_eq!(health.status, 503);
+    drop(restore);
+
+    // Back: within a few seconds the server serves again, same HMAC.
+    let mut recovered = None;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(300));
+        let r = hmac();
+        if r.status == 200 {
+            recovered = Some(r);
+            break;
+        }
+    }
+    let r = recovered.expect("no recovery after the token came back");
+    assert_eq!(r.json()["keyedHash"], first.json()["keyedHash"]);
+    assert_eq!(
+        curl("GET", &format!("http://{}/healthz", server.addr), &[], b"").status,
+        200
+    );
+    assert!(server.stop().success());
+}
+
+/// Renames `from` back to `to` when dropped, even if the test fails.
+fn scopeguard(from: &std::path::Path, to: &std::path::Path) -> impl Drop {
+    struct Back(std::path::PathBuf, std::path::PathBuf);
+    impl Drop for Back {
+        fn drop(&mut self) {
+            let _ = std::fs::rename(&self.0, &self.1);
+        }
+    }
+    Back(from.to_owned(), to.to_owned())
+}

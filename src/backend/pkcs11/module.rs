@@ -55,6 +55,16 @@ pub fn context(path: &Path) -> Result<Pkcs11, Error> {
     Ok(ctx)
 }
 
+/// `C_Initialize` again on a context that was finalized (for example to make
+/// the module rescan its tokens). Only call it when no other thread uses
+/// the module, and after closing every session opened before.
+///
+/// # Errors
+/// [`Error::Op`] when the module refuses.
+pub fn reinitialize(ctx: &Pkcs11) -> Result<(), Error> {
+    initialize(ctx).map_err(Error::op("re-initializing the module"))
+}
+
 /// `C_Initialize`; "already initialized" counts as success.
 pub(crate) fn initialize(ctx: &Pkcs11) -> Result<(), cryptoki::error::Error> {
     match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {

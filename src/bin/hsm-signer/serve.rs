@@ -58,6 +58,9 @@ pub(crate) struct AppState {
     permits: Arc<Semaphore>,
     keys: Mutex<HashMap<String, Arc<Pkcs11Backend>>>,
     metrics: Metrics,
+    /// Set when the HSM looked unavailable: the module is re-initialized.
+    needs_reset: std::sync::atomic::AtomicBool,
+    last_reset: Mutex<Option<Instant>>,
 }
 
 // ------------------------------------------------------------------ errors
@@ -183,7 +186,7 @@ impl AppState {
             )
         })?;
         let state = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             f(&state)
         })
@@ -194,7 +197,57 @@ impl AppState {
                 "internal",
                 "internal error",
             )
+        });
+        if self.needs_reset.swap(false, Ordering::AcqRel) {
+            self.reset_module().await;
+        }
+        result
+    }
+
+    /// After the token went away (SoftHSM only rescans tokens at
+    /// `C_Initialize`): with every permit held, so no PKCS#11 call is in
+    /// flight, close all sessions, then finalize and re-initialize the
+    /// module. At most once a second.
+    async fn reset_module(self: &Arc<Self>) {
+        {
+            let mut last = self
+                .last_reset
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let permits = u32::try_from(self.sessions).unwrap_or(u32::MAX);
+        let Ok(all) = self.permits.clone().acquire_many_owned(permits).await else {
+            return;
+        };
+        let state = self.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let _all = all;
+            // Sessions close while their handles still mean something.
+            state
+                .keys
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+            match p11::module::context(&state.spec.module) {
+                Ok(ctx) => {
+                    let _ = ctx.clone().finalize();
+                    match p11::module::reinitialize(&ctx) {
+                        Ok(()) => tracing::warn!(
+                            "PKCS#11 module re-initialized after the HSM became unavailable"
+                        ),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot re-initialize the PKCS#11 module")
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot reach the PKCS#11 module"),
+            }
         })
+        .await;
     }
 
     /// The backend for key `label`, opened once and cached. Blocking.
@@ -248,7 +301,11 @@ impl AppState {
             } else {
                 self.metrics.hsm_errors.fetch_add(1, Ordering::Relaxed);
             }
-            ApiError::from_backend(label, &e)
+            let error = ApiError::from_backend(label, &e);
+            if error.status == StatusCode::SERVICE_UNAVAILABLE {
+                self.needs_reset.store(true, Ordering::Release);
+            }
+            error
         })
     }
 
@@ -922,6 +979,8 @@ pub(crate) fn run(args: &ServeArgs, profile: &Profile) -> Result<ExitCode, Failu
         permits: Arc::new(Semaphore::new(args.sessions)),
         keys: Mutex::new(HashMap::new()),
         metrics: Metrics::default(),
+        needs_reset: std::sync::atomic::AtomicBool::new(false),
+        last_reset: Mutex::new(None),
     });
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
