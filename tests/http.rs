@@ -27,6 +27,19 @@ fn bin() -> std::path::PathBuf {
     assert_cmd::cargo::cargo_bin("hsm-signer")
 }
 
+/// Runs the binary with `args`; asserts exit 2 and `needle` on stderr.
+fn fails_with(args: &[&str], envs: &[(&str, &str)], needle: &str) {
+    let mut cmd = Command::new(bin());
+    cmd.args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+}
+
 fn token_label() -> String {
     std::env::var("HSM_SIGNER_TOKEN_LABEL").unwrap()
 }
@@ -418,22 +431,15 @@ fn serve_seed_examples_endpoints_and_errors() {
 fn serve_refuses_to_start_without_authentication() {
     let Some(_) = spec() else { return };
     let _token = one_at_a_time();
-    let out = Command::new(bin())
-        .args(
-            serve_args(&["--insecure-no-auth"])
-                .iter()
-                .map(|s| s.replace("127.0.0.1:0", "0.0.0.0:0")),
-        )
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("only allowed on a loopback address"));
-    let out = Command::new(bin())
-        .args(serve_args(&["--client-key-prefix", "nobody-has-this:"]))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no way to authenticate clients"));
+    let public: Vec<String> = serve_args(&["--insecure-no-auth"])
+        .iter()
+        .map(|s| s.replace("127.0.0.1:0", "0.0.0.0:0"))
+        .collect();
+    let public: Vec<&str> = public.iter().map(String::as_str).collect();
+    fails_with(&public, &[], "only allowed on a loopback address");
+    let nobody = serve_args(&["--client-key-prefix", "nobody-has-this:"]);
+    let nobody: Vec<&str> = nobody.iter().map(String::as_str).collect();
+    fails_with(&nobody, &[], "no way to authenticate clients");
 }
 
 #[test]
@@ -813,36 +819,28 @@ fn proxy_signs_what_curl_sends() {
 
 #[test]
 fn proxy_refuses_non_loopback_without_the_flag() {
-    let out = Command::new(bin())
-        .args([
+    let key = [("K", "c2VjcmV0")];
+    let proxy = |listen: &'static str, upstream: &'static str| {
+        [
             "proxy",
             "--listen",
-            "0.0.0.0:0",
+            listen,
             "--upstream",
-            "http://127.0.0.1:9",
+            upstream,
             "--key-env",
             "K",
-        ])
-        .env("K", "c2VjcmV0")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-non-loopback"));
-    let out = Command::new(bin())
-        .args([
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "http://h/base",
-            "--key-env",
-            "K",
-        ])
-        .env("K", "c2VjcmV0")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("without a path"));
+        ]
+    };
+    fails_with(
+        &proxy("0.0.0.0:0", "http://127.0.0.1:9"),
+        &key,
+        "--allow-non-loopback",
+    );
+    fails_with(
+        &proxy("127.0.0.1:0", "http://h/base"),
+        &key,
+        "without a path",
+    );
 }
 
 #[test]
@@ -935,13 +933,8 @@ fn serve_over_tls() {
         "--bearer-token-file",
         bearer.to_str().unwrap(),
     ]);
-    let out = Command::new(bin()).args(&args).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("do not go together"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    fails_with(&args, &[], "do not go together");
 }
 
 /// The token directory of the SoftHSM configuration in use.

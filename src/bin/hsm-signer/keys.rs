@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use hsm_signer::config::{default_config_path, ConfigFile, Profile};
 use hsm_signer::{KeyBackend, SecretSource, SoftwareKey};
 
-use crate::cli::{DialectArg, KeyArgs};
+use crate::cli::{DialectArg, DialectArgs, KeyArgs};
 use crate::failure::{Context, Failure};
 
 /// Loads the profile named by `--profile` / `HSM_SIGNER_PROFILE`, or an
@@ -44,6 +44,18 @@ pub(crate) fn dialect(
             None => hsm_signer::Dialect::Acs,
         },
     })
+}
+
+/// The dialect and credential from the flags, else the profile.
+pub(crate) fn scheme<'a>(
+    flags: &'a DialectArgs,
+    profile: &'a Profile,
+) -> Result<(hsm_signer::Dialect, Option<&'a str>), Failure> {
+    let credential = flags
+        .credential
+        .as_deref()
+        .or(profile.credential.as_deref());
+    Ok((dialect(flags.dialect, profile)?, credential))
 }
 
 /// Which kind of key the settings ask for.

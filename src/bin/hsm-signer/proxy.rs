@@ -256,12 +256,7 @@ pub(crate) fn run(args: &ProxyArgs, profile: &Profile) -> Result<ExitCode, Failu
         )));
     }
     let origin = origin(&args.upstream)?;
-    let dialect = keys::dialect(args.scheme.dialect, profile)?;
-    let credential = args
-        .scheme
-        .credential
-        .as_deref()
-        .or(profile.credential.as_deref());
+    let (dialect, credential) = keys::scheme(&args.scheme, profile)?;
     check_credential(dialect, credential)?;
     let backend: Arc<dyn KeyBackend> = Arc::from(keys::open_backend(&args.key, profile)?);
     let signer = RequestSigner::new(backend, dialect, credential)?;

@@ -45,12 +45,7 @@ struct SignJson<'a> {
 }
 
 pub(crate) fn run(args: &SignArgs, profile: &Profile) -> Result<ExitCode, Failure> {
-    let dialect = keys::dialect(args.scheme.dialect, profile)?;
-    let credential = args
-        .scheme
-        .credential
-        .as_deref()
-        .or(profile.credential.as_deref());
+    let (dialect, credential) = keys::scheme(&args.scheme, profile)?;
     if args.batch {
         let backend = keys::open_backend(&args.key, profile)?;
         return batch(&*backend, dialect, credential);

@@ -24,13 +24,10 @@ struct VerifyJson {
 }
 
 pub(crate) fn run(args: &VerifyArgs, profile: &Profile) -> Result<ExitCode, Failure> {
+    let (dialect, credential) = keys::scheme(&args.scheme, profile)?;
     let policy = VerifyPolicy {
-        dialect: keys::dialect(args.scheme.dialect, profile)?,
-        credential: args
-            .scheme
-            .credential
-            .clone()
-            .or_else(|| profile.credential.clone()),
+        dialect,
+        credential: credential.map(str::to_owned),
         max_skew: args
             .max_skew
             .or(profile.max_skew)
