@@ -112,22 +112,23 @@ impl KeySelector {
         }
         // A key another process has just written can be briefly invisible in
         // SoftHSM's file store: look again a few times before "not found".
-        let mut found = Vec::new();
-        for attempt in 1..=module::TRANSIENT_RETRIES {
-            found = session
-                .find_objects(&self.template())
-                .map_err(Error::op("finding the key"))?;
-            if !found.is_empty() || attempt == module::TRANSIENT_RETRIES {
-                break;
-            }
-            module::transient_pause(attempt);
-        }
+        let found = module::retry_transient(
+            || {
+                let found = session
+                    .find_objects(&self.template())
+                    .map_err(Error::op("finding the key"))?;
+                if found.is_empty() {
+                    return Err(Error::KeyNotFound {
+                        selector: self.to_string(),
+                        token: token.to_owned(),
+                    });
+                }
+                Ok(found)
+            },
+            |e| matches!(e, Error::KeyNotFound { .. }),
+        )?;
         match found.as_slice() {
             [one] => Ok(*one),
-            [] => Err(Error::KeyNotFound {
-                selector: self.to_string(),
-                token: token.to_owned(),
-            }),
             many => Err(Error::AmbiguousKey {
                 selector: self.to_string(),
                 token: token.to_owned(),

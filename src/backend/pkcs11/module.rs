@@ -14,15 +14,25 @@ use super::error::{rv_of, Ck, Error};
 
 /// Attempts at a read-only step that can fail while another process writes
 /// to the token (SoftHSM's file object store).
-pub(crate) const TRANSIENT_RETRIES: usize = 6;
+const TRANSIENT_ATTEMPTS: u32 = 6;
 
-/// The pause after failed attempt `attempt` (1-based): 10 ms, doubling, so
-/// at most about 310 ms in all, spent only on the failure path.
-pub(crate) fn transient_pause(attempt: usize) {
-    let exponent = u32::try_from(attempt.saturating_sub(1))
-        .unwrap_or(u32::MAX)
-        .min(8);
-    std::thread::sleep(std::time::Duration::from_millis(10u64 << exponent));
+/// Runs `op` until it succeeds, fails with an error `transient` rejects, or
+/// has been tried [`TRANSIENT_ATTEMPTS`] times; pauses 10 ms after the first
+/// failure, doubling (about 310 ms in all), so only failures pay.
+pub(crate) fn retry_transient<T>(
+    mut op: impl FnMut() -> Result<T, Error>,
+    transient: impl Fn(&Error) -> bool,
+) -> Result<T, Error> {
+    let mut attempt = 1;
+    loop {
+        match op() {
+            Err(e) if attempt < TRANSIENT_ATTEMPTS && transient(&e) => {
+                std::thread::sleep(std::time::Duration::from_millis(10u64 << (attempt - 1)));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
@@ -102,14 +112,7 @@ pub fn find_token(ctx: &Pkcs11, selector: &TokenSelector) -> Result<FoundToken, 
     // SoftHSM's file store can fail to read a token for a moment while
     // another process rewrites it: scan again a few times before concluding
     // that the token is not there.
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match scan_tokens(ctx, selector) {
-            Err(_) if attempt < TRANSIENT_RETRIES => transient_pause(attempt),
-            other => return other,
-        }
-    }
+    retry_transient(|| scan_tokens(ctx, selector), |_| true)
 }
 
 fn scan_tokens(ctx: &Pkcs11, selector: &TokenSelector) -> Result<FoundToken, Error> {

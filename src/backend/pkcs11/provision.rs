@@ -14,7 +14,7 @@ use serde::Serialize;
 use zeroize::Zeroize;
 
 use super::error::{rv_of, Error};
-use super::module::{context, find_token, login, transient_pause, TRANSIENT_RETRIES};
+use super::module::{context, find_token, login, retry_transient};
 use super::{hex, hmac_key_range, KeySelector, TokenSpec};
 use crate::secret::SecretBytes;
 
@@ -244,18 +244,10 @@ impl Token {
     pub fn list(&self) -> Result<Vec<KeyDescription>, Error> {
         // Another process writing to a SoftHSM token can make an object
         // unreadable for a moment: list again a few times before failing.
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.list_once() {
-                Err(e)
-                    if attempt < TRANSIENT_RETRIES && e.rv() != Some(RvError::UserNotLoggedIn) =>
-                {
-                    transient_pause(attempt);
-                }
-                other => return other,
-            }
-        }
+        retry_transient(
+            || self.list_once(),
+            |e| e.rv() != Some(RvError::UserNotLoggedIn),
+        )
     }
 
     fn list_once(&self) -> Result<Vec<KeyDescription>, Error> {

@@ -1,7 +1,7 @@
 //! `hsm-signer hmac` and `hmac-verify`: raw HMAC-SHA256 over a payload.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::cli::{HmacArgs, HmacVerifyArgs};
 use crate::failure::{Context, Failure, EXIT_INVALID};
 use crate::keys;
-use crate::sign::error_chain;
+use crate::sign::{error_chain, json_lines, write_result};
 
 /// Largest payload accepted: HMAC payloads are messages, not files.
 const MAX_INPUT: u64 = 64 * 1024 * 1024;
@@ -93,19 +93,9 @@ struct BatchHmac {
     hmac: String,
 }
 
-#[derive(Serialize)]
-struct BatchError {
-    error: String,
-}
-
 fn batch(backend: &dyn KeyBackend) -> Result<ExitCode, Failure> {
-    let mut out = BufWriter::new(io::stdout().lock());
-    for line in io::stdin().lock().lines() {
-        let line = line.context("cannot read standard input")?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let result = serde_json::from_str::<BatchPayload>(&line)
+    json_lines(|line, out| {
+        let result = serde_json::from_str::<BatchPayload>(line)
             .map_err(|e| format!("invalid payload line: {e}"))
             .and_then(|p| {
                 STANDARD
@@ -113,17 +103,9 @@ fn batch(backend: &dyn KeyBackend) -> Result<ExitCode, Failure> {
                     .map_err(|_| "payload_b64 is not valid base64".to_owned())
             })
             .and_then(|data| backend.sign(&data).map_err(|e| error_chain(&e)));
-        match result {
-            Ok(tag) => serde_json::to_writer(
-                &mut out,
-                &BatchHmac {
-                    hmac: tag.to_base64(),
-                },
-            )?,
-            Err(error) => serde_json::to_writer(&mut out, &BatchError { error })?,
-        }
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+        let shaped = result.as_ref().map(|tag| BatchHmac {
+            hmac: tag.to_base64(),
+        });
+        write_result(out, shaped.map_err(String::as_str))
+    })
 }

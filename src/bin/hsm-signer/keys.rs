@@ -66,18 +66,10 @@ enum Choice {
 }
 
 fn choose(key: &KeyArgs, profile: &Profile) -> Result<Choice, Failure> {
-    let flag_software = match (&key.key_env, &key.key_file) {
-        (Some(var), _) => Some(SecretSource::Env(var.clone())),
-        (None, Some(path)) => Some(software_file(path.clone())),
-        (None, None) => None,
-    };
+    let flag_software = software_source(key.key_env.as_ref(), key.key_file.as_ref());
     let flag_hsm =
         key.key_label.is_some() || key.key_id.is_some() || key.token.pkcs11_uri.is_some();
-    let profile_software = match (&profile.key_env, &profile.key_file) {
-        (Some(var), _) => Some(SecretSource::Env(var.clone())),
-        (None, Some(path)) => Some(software_file(path.clone())),
-        (None, None) => None,
-    };
+    let profile_software = software_source(profile.key_env.as_ref(), profile.key_file.as_ref());
     let profile_hsm =
         profile.key_label.is_some() || profile.key_id.is_some() || profile.pkcs11_uri.is_some();
     match (flag_software, flag_hsm) {
@@ -101,11 +93,13 @@ fn choose(key: &KeyArgs, profile: &Profile) -> Result<Choice, Failure> {
     }
 }
 
-fn software_file(path: PathBuf) -> SecretSource {
-    if path.as_os_str() == "-" {
-        SecretSource::Stdin
-    } else {
-        SecretSource::File(path)
+/// A software key from an environment variable, else a file (`-` = stdin).
+fn software_source(env: Option<&String>, file: Option<&PathBuf>) -> Option<SecretSource> {
+    match (env, file) {
+        (Some(var), _) => Some(SecretSource::Env(var.clone())),
+        (None, Some(path)) if path.as_os_str() == "-" => Some(SecretSource::Stdin),
+        (None, Some(path)) => Some(SecretSource::File(path.clone())),
+        (None, None) => None,
     }
 }
 

@@ -73,6 +73,10 @@ enum Spooled {
     File(tokio::fs::File),
 }
 
+fn spill_error(e: std::io::Error) -> String {
+    format!("cannot spill the body: {e}")
+}
+
 /// Reads the body to its end, hashing as it goes.
 async fn spool(body: Body, threshold: usize) -> Result<(Spooled, ContentHash, u64), String> {
     let mut stream = body.into_data_stream();
@@ -85,31 +89,19 @@ async fn spool(body: Body, threshold: usize) -> Result<(Spooled, ContentHash, u6
         len += chunk.len() as u64;
         match &mut spooled {
             Spooled::Memory(buf) if buf.len() + chunk.len() > threshold => {
-                let file =
-                    tempfile::tempfile().map_err(|e| format!("cannot spill the body: {e}"))?;
+                let file = tempfile::tempfile().map_err(spill_error)?;
                 let mut file = tokio::fs::File::from_std(file);
-                file.write_all(buf)
-                    .await
-                    .map_err(|e| format!("cannot spill the body: {e}"))?;
-                file.write_all(&chunk)
-                    .await
-                    .map_err(|e| format!("cannot spill the body: {e}"))?;
+                file.write_all(buf).await.map_err(spill_error)?;
+                file.write_all(&chunk).await.map_err(spill_error)?;
                 spooled = Spooled::File(file);
             }
             Spooled::Memory(buf) => buf.extend_from_slice(&chunk),
-            Spooled::File(file) => file
-                .write_all(&chunk)
-                .await
-                .map_err(|e| format!("cannot spill the body: {e}"))?,
+            Spooled::File(file) => file.write_all(&chunk).await.map_err(spill_error)?,
         }
     }
     if let Spooled::File(file) = &mut spooled {
-        file.flush()
-            .await
-            .map_err(|e| format!("cannot spill the body: {e}"))?;
-        file.rewind()
-            .await
-            .map_err(|e| format!("cannot spill the body: {e}"))?;
+        file.flush().await.map_err(spill_error)?;
+        file.rewind().await.map_err(spill_error)?;
     }
     Ok((
         spooled,

@@ -153,9 +153,39 @@ struct BatchHeaders<'a> {
     headers: HeadersJson<'a>,
 }
 
+/// `{"error": ...}` for a batch line that failed.
 #[derive(Serialize)]
-struct BatchError {
-    error: String,
+struct BatchError<'a> {
+    error: &'a str,
+}
+
+/// Runs a JSON-lines batch: reads standard input line by line (blank lines
+/// skipped), lets `each` write one result line per input line, and flushes.
+pub(crate) fn json_lines(
+    mut each: impl FnMut(&str, &mut dyn Write) -> serde_json::Result<()>,
+) -> Result<ExitCode, Failure> {
+    let mut out = BufWriter::new(io::stdout().lock());
+    for line in io::stdin().lock().lines() {
+        let line = line.context("cannot read standard input")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        each(&line, &mut out)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes one batch result line: `ok` as JSON, or `{"error": ...}`.
+pub(crate) fn write_result<T: Serialize>(
+    out: &mut dyn Write,
+    result: Result<T, &str>,
+) -> serde_json::Result<()> {
+    match result {
+        Ok(ok) => serde_json::to_writer(&mut *out, &ok)?,
+        Err(error) => serde_json::to_writer(&mut *out, &BatchError { error })?,
+    }
+    out.write_all(b"\n").map_err(serde_json::Error::io)
 }
 
 fn batch(
@@ -163,27 +193,12 @@ fn batch(
     dialect: Dialect,
     credential: Option<&str>,
 ) -> Result<ExitCode, Failure> {
-    let stdin = io::stdin().lock();
-    let mut out = BufWriter::new(io::stdout().lock());
     let now = SystemTime::now();
-    for line in stdin.lines() {
-        let line = line.context("cannot read standard input")?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match sign_line(backend, dialect, credential, &line, now) {
-            Ok(signed) => serde_json::to_writer(
-                &mut out,
-                &BatchHeaders {
-                    headers: (&signed).into(),
-                },
-            )?,
-            Err(error) => serde_json::to_writer(&mut out, &BatchError { error })?,
-        }
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    json_lines(|line, out| {
+        let signed = sign_line(backend, dialect, credential, line, now);
+        let shaped = signed.as_ref().map(|s| BatchHeaders { headers: s.into() });
+        write_result(out, shaped.map_err(String::as_str))
+    })
 }
 
 /// Signs one batch line; the error is the text for `{"error": ...}`.

@@ -44,19 +44,16 @@ pub(crate) fn token_spec(args: &TokenArgs, profile: &Profile) -> Result<TokenSpe
         })
         .or(profile.module.clone())
         .ok_or(p11::Error::NoModule)?;
-    let token = match (&args.token_label, args.slot) {
-        (Some(label), _) => TokenSelector::Label(label.clone()),
-        (None, Some(slot)) => TokenSelector::Slot(slot),
-        (None, None) => match (&uri.token, uri.slot_id) {
-            (Some(label), _) => TokenSelector::Label(label.clone()),
-            (None, Some(slot)) => TokenSelector::Slot(slot),
-            (None, None) => match (&profile.token_label, profile.slot) {
-                (Some(label), _) => TokenSelector::Label(label.clone()),
-                (None, Some(slot)) => TokenSelector::Slot(slot),
-                (None, None) => TokenSelector::Only,
-            },
-        },
+    // At each level a label wins over a slot id.
+    let pick = |label: Option<&String>, slot: Option<u64>| match (label, slot) {
+        (Some(label), _) => Some(TokenSelector::Label(label.clone())),
+        (None, Some(slot)) => Some(TokenSelector::Slot(slot)),
+        (None, None) => None,
     };
+    let token = pick(args.token_label.as_ref(), args.slot)
+        .or_else(|| pick(uri.token.as_ref(), uri.slot_id))
+        .or_else(|| pick(profile.token_label.as_ref(), profile.slot))
+        .unwrap_or(TokenSelector::Only);
     let pin_source = match (&args.pin_env, &args.pin_file, &uri.pin_file) {
         (Some(var), _, _) => Some(SecretSource::Env(var.clone())),
         (None, Some(path), _) | (None, None, Some(path)) => Some(SecretSource::File(path.clone())),
