@@ -145,6 +145,8 @@ impl KeySelector {
 pub struct Pkcs11Backend {
     pool: pool::Pool,
     info: KeyInfo,
+    /// The token's smallest `CKM_SHA256_HMAC` key, in bytes.
+    min_key_len: usize,
 }
 
 impl fmt::Debug for Pkcs11Backend {
@@ -250,7 +252,11 @@ impl Pkcs11Backend {
                 min,
             });
         }
-        Ok(Self { pool, info })
+        Ok(Self {
+            pool,
+            info,
+            min_key_len: min,
+        })
     }
 
     /// How many times the pool recovered from session loss.
@@ -267,7 +273,7 @@ impl Pkcs11Backend {
             Some(RvError::KeySizeRange) => Error::KeyTooShort {
                 selector: selector().to_string(),
                 length: self.info.length.unwrap_or(0),
-                min: 0,
+                min: self.min_key_len,
             },
             Some(RvError::KeyFunctionNotPermitted) => Error::KeyCannotSign {
                 selector: selector().to_string(),
