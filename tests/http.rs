@@ -69,16 +69,21 @@ fn import(label: &str, len: usize) -> Vec<u8> {
     secret
 }
 
-/// A child server process, killed on drop.
+/// A child server process, killed on drop. Its log goes to a temporary
+/// file so that a failing test can show what the server said.
 struct Server {
     child: Child,
     addr: String,
+    log: tempfile::NamedTempFile,
 }
 
 impl Server {
     fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let log = tempfile::NamedTempFile::new().unwrap();
         let mut cmd = Command::new(bin());
-        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::null());
+        cmd.args(args)
+            .stdout(Stdio::piped())
+            .stderr(log.reopen().unwrap());
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -92,7 +97,17 @@ impl Server {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("server did not start: {line:?}"))
             .to_owned();
-        Self { child, addr }
+        Self { child, addr, log }
+    }
+
+    /// The ERROR and WARN lines the server logged so far.
+    fn problems(&self) -> String {
+        std::fs::read_to_string(self.log.path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(" ERROR ") || l.contains(" WARN "))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// SIGTERM, then the exit status.
@@ -607,9 +622,10 @@ fn serve_under_load_with_session_loss() {
     });
     assert!(
         failures.is_empty(),
-        "{} failed: {:?}",
+        "{} failed: {:?}\nserver log:\n{}",
         failures.len(),
-        &failures[..failures.len().min(5)]
+        &failures[..failures.len().min(5)],
+        server.problems()
     );
     let metrics = curl("GET", &format!("http://{addr}/metrics"), &[], b"").body;
     let ok_line = metrics
