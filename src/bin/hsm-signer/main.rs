@@ -16,6 +16,8 @@ mod sign;
 #[cfg(feature = "pkcs11")]
 mod token;
 mod verify;
+#[cfg(feature = "server")]
+mod workers;
 
 use cli::{Cli, Command};
 use failure::Failure;

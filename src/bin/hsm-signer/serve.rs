@@ -1,7 +1,7 @@
 //! `hsm-signer serve`: the Cloud-HSM style HMAC REST API, backed by the token.
 //!
-//! PKCS#11 calls block, so they run on tokio's blocking pool, at most
-//! `--sessions` at a time, never on the async workers.
+//! PKCS#11 calls block, so they run on `--sessions` dedicated worker threads
+//! ([`crate::workers`]), never on the async workers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -33,11 +33,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
 
 use crate::cli::ServeArgs;
 use crate::failure::{Context, Failure};
 use crate::token::token_spec;
+use crate::workers::{JobError, Workers};
 
 /// How clients prove who they are.
 struct Auth {
@@ -55,7 +55,7 @@ pub(crate) struct AppState {
     health_key: String,
     max_payload: usize,
     sessions: usize,
-    permits: Arc<Semaphore>,
+    workers: Workers,
     keys: Mutex<HashMap<String, Arc<Pkcs11Backend>>>,
     metrics: Metrics,
     /// Set when the HSM looked unavailable: the module is re-initialized.
@@ -159,6 +159,21 @@ impl IntoResponse for ApiError {
     }
 }
 
+fn job_error(e: JobError) -> ApiError {
+    match e {
+        JobError::Stopped => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is stopping",
+        ),
+        JobError::Panicked => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        ),
+    }
+}
+
 fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
@@ -173,31 +188,13 @@ fn decode_b64(field: &str, value: &str) -> Result<Vec<u8>, ApiError> {
 // -------------------------------------------------------------- HSM access
 
 impl AppState {
-    /// Runs `f` on the blocking pool, at most `sessions` at a time.
+    /// Runs `f` on one of the `--sessions` PKCS#11 worker threads.
     async fn hsm<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&AppState) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let permit = self.permits.clone().acquire_owned().await.map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "the server is stopping",
-            )
-        })?;
         let state = self.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            f(&state)
-        })
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
-        });
+        let result = self.workers.run(move || f(&state)).await.map_err(job_error);
         if self.needs_reset.swap(false, Ordering::AcqRel) {
             self.reset_module().await;
         }
@@ -205,9 +202,9 @@ impl AppState {
     }
 
     /// After the token went away (SoftHSM only rescans tokens at
-    /// `C_Initialize`): with every permit held, so no PKCS#11 call is in
-    /// flight, close all sessions, then finalize and re-initialize the
-    /// module. At most once a second.
+    /// `C_Initialize`): with no PKCS#11 call in flight and new ones held
+    /// back, close all sessions, then finalize and re-initialize the module.
+    /// At most once a second.
     async fn reset_module(self: &Arc<Self>) {
         {
             let mut last = self
@@ -219,13 +216,8 @@ impl AppState {
             }
             *last = Some(Instant::now());
         }
-        let permits = u32::try_from(self.sessions).unwrap_or(u32::MAX);
-        let Ok(all) = self.permits.clone().acquire_many_owned(permits).await else {
-            return;
-        };
         let state = self.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let _all = all;
+        let _ = self.workers.exclusive(move || {
             // Sessions close while their handles still mean something.
             state
                 .keys
@@ -621,10 +613,9 @@ async fn healthz(State(st): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
-    let in_use = st.sessions.saturating_sub(st.permits.available_permits());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(in_use, st.sessions),
+        st.metrics.render(st.workers.running(), st.workers.size()),
     )
         .into_response()
 }
@@ -976,7 +967,8 @@ pub(crate) fn run(args: &ServeArgs, profile: &Profile) -> Result<ExitCode, Failu
         health_key: args.health_key.clone(),
         max_payload: args.max_payload,
         sessions: args.sessions,
-        permits: Arc::new(Semaphore::new(args.sessions)),
+        workers: Workers::start(args.sessions)
+            .context("cannot start the PKCS#11 worker threads")?,
         keys: Mutex::new(HashMap::new()),
         metrics: Metrics::default(),
         needs_reset: std::sync::atomic::AtomicBool::new(false),
@@ -985,7 +977,6 @@ pub(crate) fn run(args: &ServeArgs, profile: &Profile) -> Result<ExitCode, Failu
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(args.sessions.max(1) + 2)
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(serve(args.listen, state, clients, tls))?;
