@@ -312,7 +312,8 @@ pub(crate) struct ServeArgs {
     /// Largest request body in bytes (413 above)
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub(crate) max_payload: usize,
-    /// PKCS#11 operations run at most this many at a time
+    /// PKCS#11 worker threads: at most this many operations at a time, and
+    /// at most this many sessions per key (opened as needed)
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub(crate) sessions: usize,
     /// Key used by /healthz for its round trip (generated if absent)

@@ -259,7 +259,8 @@ impl AppState {
                 id: None,
             },
             PoolOptions {
-                max_sessions: self.sessions.clamp(1, 4),
+                // As many as there are workers: none waits for a session.
+                max_sessions: self.sessions,
                 acquire_timeout: Duration::from_secs(10),
             },
         )?);
