@@ -273,14 +273,8 @@ pub(crate) fn run(args: &ProxyArgs, profile: &Profile) -> Result<ExitCode, Failu
 }
 
 async fn listen(addr: SocketAddr, state: Arc<ProxyState>) -> Result<(), Failure> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .context(format!("cannot listen on {addr}"))?;
-    let local = listener
-        .local_addr()
-        .context("cannot read the listening address")?;
+    let (listener, local) = crate::serve::bind(addr).await?;
     tracing::info!(%local, upstream = %state.origin, "proxying");
-    println!("listening on {local}");
     let app = Router::new().fallback(forward).with_state(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(crate::shutdown_signal())

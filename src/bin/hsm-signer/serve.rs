@@ -54,7 +54,6 @@ pub(crate) struct AppState {
     auth: Auth,
     health_key: String,
     max_payload: usize,
-    sessions: usize,
     workers: Workers,
     keys: Mutex<HashMap<String, Arc<Pkcs11Backend>>>,
     metrics: Metrics,
@@ -260,7 +259,7 @@ impl AppState {
             },
             PoolOptions {
                 // As many as there are workers: none waits for a session.
-                max_sessions: self.sessions,
+                max_sessions: self.workers.size(),
                 acquire_timeout: Duration::from_secs(10),
             },
         )?);
@@ -903,6 +902,22 @@ pub(crate) fn router(st: Arc<AppState>) -> Router {
         .with_state(st)
 }
 
+/// Binds `addr` and announces the bound address on stdout as
+/// `listening on ADDR` (tests and scripts wait for that line; with port 0 it
+/// is the only way to learn the port).
+pub(crate) async fn bind(
+    addr: SocketAddr,
+) -> Result<(tokio::net::TcpListener, SocketAddr), Failure> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .context(format!("cannot listen on {addr}"))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    println!("listening on {local}");
+    Ok((listener, local))
+}
+
 pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HSM_SIGNER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -967,7 +982,6 @@ pub(crate) fn run(args: &ServeArgs, profile: &Profile) -> Result<ExitCode, Failu
         },
         health_key: args.health_key.clone(),
         max_payload: args.max_payload,
-        sessions: args.sessions,
         workers: Workers::start(args.sessions)
             .context("cannot start the PKCS#11 worker threads")?,
         keys: Mutex::new(HashMap::new()),
@@ -1021,16 +1035,9 @@ async fn serve(
     clients: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<(), Failure> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .context(format!("cannot listen on {listen}"))?;
-    let local = listener
-        .local_addr()
-        .context("cannot read the listening address")?;
+    let (listener, local) = bind(listen).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%local, scheme, client_keys = clients, "serving the HMAC API");
-    // Tests and scripts wait for this line on stdout.
-    println!("listening on {local}");
     match tls {
         None => axum::serve(listener, router(state))
             .with_graceful_shutdown(crate::shutdown_signal())
