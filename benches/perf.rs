@@ -207,6 +207,7 @@ fn row1(env: &Env) -> Row {
         r,
         "raw cryptoki loop (session + handle cached)",
         0.90,
+        "op/s",
     )
 }
 
@@ -254,6 +255,7 @@ fn row2(env: &Env) -> Row {
         r,
         "raw loop, 2 threads, a session each",
         0.90,
+        "op/s",
     )
 }
 
@@ -264,12 +266,13 @@ fn rate_row(
     reference: Stat,
     reference_name: &str,
     target: f64,
+    unit: &'static str,
 ) -> Row {
     let ratio = ours.median / reference.median;
     Row {
         n,
         what: what.into(),
-        unit: "op/s",
+        unit,
         ours,
         reference,
         reference_name: reference_name.into(),
@@ -353,16 +356,15 @@ fn row3(env: &Env) -> Row {
             N as f64 / start.elapsed().as_secs_f64()
         },
     );
-    let mut row = rate_row(
+    rate_row(
         3,
         "batch: 10,000 requests, `sign --batch` (whole process)",
         o,
         r,
         "raw cryptoki loop, same 10,000 HMACs",
         0.75,
-    );
-    row.unit = "req/s";
-    row
+        "req/s",
+    )
 }
 
 fn row4(env: &Env) -> Row {
@@ -596,16 +598,15 @@ fn row6() -> Row {
             N as f64 / start.elapsed().as_secs_f64()
         },
     );
-    let mut row = rate_row(
+    rate_row(
         6,
         "verifier: 10,000 signed requests, library loop, software key",
         o,
         r,
         "plain hmac+sha2 recompute loop",
         0.90,
-    );
-    row.unit = "req/s";
-    row
+        "req/s",
+    )
 }
 
 /// A child server started from the release binary; killed on drop.
@@ -660,32 +661,31 @@ async fn http_client(addr: String, request: Arc<Vec<u8>>, deadline: Instant) -> 
     while Instant::now() < deadline {
         tcp.write_all(&request).await.unwrap();
         buf.clear();
-        let (head, len) = loop {
+        // Whole length of the answer, known once its head is in.
+        let mut len = None;
+        while len.is_none_or(|len| buf.len() < len) {
             let mut chunk = [0u8; 4096];
             let got = tcp.read(&mut chunk).await.unwrap();
             assert!(got > 0, "server closed the connection");
             buf.extend_from_slice(&chunk[..got]);
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = std::str::from_utf8(&buf[..end])
-                    .unwrap()
-                    .to_ascii_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .unwrap()
-                    .trim()
-                    .parse()
-                    .unwrap();
-                break (head, end + 4 + len);
+            if len.is_none() {
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = std::str::from_utf8(&buf[..end])
+                        .unwrap()
+                        .to_ascii_lowercase();
+                    assert!(head.starts_with("http/1.1 200"), "{head}");
+                    let body: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .unwrap()
+                        .trim()
+                        .parse()
+                        .unwrap();
+                    len = Some(end + 4 + body);
+                }
             }
-        };
-        assert!(head.starts_with("http/1.1 200"), "{head}");
-        while buf.len() < len {
-            let mut chunk = [0u8; 4096];
-            let got = tcp.read(&mut chunk).await.unwrap();
-            assert!(got > 0, "server closed the connection");
-            buf.extend_from_slice(&chunk[..got]);
         }
+        let len = len.unwrap();
         assert!(buf[..len].ends_with(b"\"}"), "not a JSON answer");
         n += 1;
     }
@@ -783,8 +783,8 @@ fn row7(env: &Env) -> Row {
         r,
         "in-process backend, 2 threads",
         0.60,
+        "req/s",
     );
-    row.unit = "req/s";
     row.note = format!(
         "the load generator shares the 2 cores; server CPU {server_us:.1} us/request vs \
          {reference_us:.1} us/op in-process = {:.2}x if the server had both cores",
