@@ -685,22 +685,27 @@ mod pkcs11 {
         std::env::var("HSM_SIGNER_TOKEN_LABEL").unwrap()
     }
 
+    /// `key import` of the test key (`TEST_KEY`) under `label`.
+    fn import_test_key(tl: &str, label: &str) -> Out {
+        run(hsm_signer().args([
+            "key",
+            "import",
+            "--token-label",
+            tl,
+            "--label",
+            label,
+            "--from-env",
+            "TEST_KEY",
+        ]))
+    }
+
     #[test]
     fn import_sign_verify_list_end_to_end() {
         let Some(_) = spec() else { return };
         let _token = one_at_a_time();
         let label = unique_label("cli");
         let tl = token_label();
-        let out = run(hsm_signer().args([
-            "key",
-            "import",
-            "--token-label",
-            &tl,
-            "--label",
-            &label,
-            "--from-env",
-            "TEST_KEY",
-        ]));
+        let out = import_test_key(&tl, &label);
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(out.stdout.starts_with(&format!("imported {label}")));
         assert!(out
@@ -708,16 +713,7 @@ mod pkcs11 {
             .contains("sensitive,not-extractable,not-modifiable,not-destroyable"));
 
         // Same label again: refused.
-        let again = run(hsm_signer().args([
-            "key",
-            "import",
-            "--token-label",
-            &tl,
-            "--label",
-            &label,
-            "--from-env",
-            "TEST_KEY",
-        ]));
+        let again = import_test_key(&tl, &label);
         assert_eq!(again.code, 2);
         assert!(again.stderr.contains("already exists"));
 
@@ -738,25 +734,26 @@ mod pkcs11 {
         assert_eq!(hsm.stdout, expected_headers(&c));
 
         // Verify with the token key (C_Verify inside the token).
-        let body = STANDARD
-            .decode(case("acs-create-token-post")["body_b64"].as_str().unwrap())
-            .unwrap();
         let post = case("acs-create-token-post");
+        let body = STANDARD.decode(post["body_b64"].as_str().unwrap()).unwrap();
         let raw = raw_request(&post, "\r\n", &body);
         let now = post["x_ms_date"].as_str().unwrap();
-        let ok = run(hsm_signer()
-            .args([
-                "verify",
-                "--token-label",
-                &tl,
-                "--key-label",
-                &label,
-                "--now",
-                now,
-                "--request",
-                "-",
-            ])
-            .write_stdin(raw.clone()));
+        let verify_in_token = |request: Vec<u8>| {
+            run(hsm_signer()
+                .args([
+                    "verify",
+                    "--token-label",
+                    &tl,
+                    "--key-label",
+                    &label,
+                    "--now",
+                    now,
+                    "--request",
+                    "-",
+                ])
+                .write_stdin(request))
+        };
+        let ok = verify_in_token(raw.clone());
         assert_eq!(
             (ok.code, ok.stdout.as_str()),
             (0, "valid\n"),
@@ -766,19 +763,7 @@ mod pkcs11 {
         let mut tampered = raw.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
-        let bad = run(hsm_signer()
-            .args([
-                "verify",
-                "--token-label",
-                &tl,
-                "--key-label",
-                &label,
-                "--now",
-                now,
-                "--request",
-                "-",
-            ])
-            .write_stdin(tampered));
+        let bad = verify_in_token(tampered);
         assert_eq!(bad.code, 1);
 
         // The same key by RFC 7512 URI, PIN from a file.
@@ -921,16 +906,7 @@ mod pkcs11 {
         let _token = one_at_a_time();
         let tl = token_label();
         let label = unique_label("e");
-        let out = run(hsm_signer().args([
-            "key",
-            "import",
-            "--token-label",
-            &tl,
-            "--label",
-            &label,
-            "--from-env",
-            "TEST_KEY",
-        ]));
+        let out = import_test_key(&tl, &label);
         assert_eq!(out.code, 0);
 
         let wrong = run(hsm_signer().env("HSM_SIGNER_PIN", "0000").args([
